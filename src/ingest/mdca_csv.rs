@@ -1,0 +1,4 @@
+//! Placeholder: the mdca_csv parser is being written. It registers no format yet.
+use super::LogFormat;
+
+pub static FORMATS: &[&dyn LogFormat] = &[];
