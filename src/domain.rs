@@ -285,3 +285,48 @@ mod tests {
         assert_eq!(RiskScore::clamped(14.0).0, 10.0);
     }
 }
+
+/// A look-back window ending at the latest day in the cache (not the wall clock, so an old
+/// log import still reads naturally). `days == 0` means everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Period {
+    pub days: u32,
+}
+
+impl Period {
+    pub const PRESETS: [Period; 5] = [
+        Period { days: 1 },
+        Period { days: 7 },
+        Period { days: 30 },
+        Period { days: 90 },
+        Period { days: 0 },
+    ];
+    pub const ALL: Period = Period { days: 0 };
+    pub fn label(self) -> String {
+        match self.days {
+            0 => "all".into(),
+            1 => "24h".into(),
+            d => format!("{d}d"),
+        }
+    }
+    pub fn parse(s: &str) -> Option<Period> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "all" | "0" => return Some(Period::ALL),
+            "24h" | "1d" => return Some(Period { days: 1 }),
+            _ => {}
+        }
+        let n = s.strip_suffix('d').unwrap_or(&s);
+        n.parse::<u32>().ok().filter(|d| *d > 0 && *d <= 3650).map(|days| Period { days })
+    }
+    /// First day included when the latest day in the cache is `latest`.
+    pub fn cutoff(self, latest: Day) -> Day {
+        if self.days == 0 { Day(i32::MIN) } else { Day(latest.0 - self.days as i32 + 1) }
+    }
+}
+
+impl Default for Period {
+    fn default() -> Self {
+        Period { days: 30 }
+    }
+}

@@ -7,3 +7,5 @@ pub mod catalog;
 pub mod domain;
 pub mod ingest;
 pub mod sanitize;
+pub mod store;
+pub mod demo;

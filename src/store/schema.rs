@@ -1,0 +1,264 @@
+//! Versioned schema. `MIGRATIONS[i]` takes the cache from version `i` to `i + 1`; a cache newer
+//! than the binary is refused rather than guessed at.
+
+/// `PRAGMA application_id`: marks the file as a shadowscope cache ("SSCP").
+pub const APPLICATION_ID: i64 = 0x5353_4350;
+
+pub const MIGRATIONS: &[&str] = &[V1];
+
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+const V1: &str = r#"
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+
+CREATE TABLE users(
+    id INTEGER PRIMARY KEY,
+    upn TEXT NOT NULL UNIQUE,
+    display_name TEXT,
+    department TEXT,
+    identity_risk INTEGER NOT NULL DEFAULT 0,
+    risk_state TEXT,
+    risk_detail TEXT,
+    risk_updated INTEGER
+) STRICT;
+INSERT INTO users(id, upn, display_name) VALUES (0, '(unknown user)', '(unknown user)');
+
+CREATE TABLE devices(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    os TEXT,
+    device_group TEXT,
+    exposure TEXT,
+    mde_risk TEXT,
+    last_seen INTEGER,
+    mde_id TEXT
+) STRICT;
+INSERT INTO devices(id, name) VALUES (0, '(unknown device)');
+
+CREATE TABLE user_devices(
+    user_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    logons INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(user_id, device_id, source)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX user_devices_by_device ON user_devices(device_id, user_id);
+
+CREATE TABLE apps(
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    vendor TEXT NOT NULL DEFAULT '',
+    category TEXT NOT NULL,
+    unknown INTEGER NOT NULL DEFAULT 0,
+    catalog_score REAL NOT NULL,
+    risk_override REAL,
+    score REAL NOT NULL,
+    tag INTEGER NOT NULL DEFAULT 0,
+    tag_profile TEXT,
+    mdca_score REAL,
+    mdca_tag TEXT
+) STRICT;
+
+CREATE TABLE domains(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    app_id INTEGER NOT NULL
+) STRICT;
+CREATE INDEX domains_by_app ON domains(app_id);
+
+CREATE TABLE traffic_daily(
+    day INTEGER NOT NULL,
+    domain_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    transactions INTEGER NOT NULL,
+    blocked INTEGER NOT NULL,
+    PRIMARY KEY(day, domain_id, user_id, device_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE app_day(
+    app_id INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    transactions INTEGER NOT NULL,
+    blocked INTEGER NOT NULL,
+    PRIMARY KEY(app_id, day)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE app_user(
+    app_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    first_day INTEGER NOT NULL,
+    last_day INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    transactions INTEGER NOT NULL,
+    PRIMARY KEY(app_id, user_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX app_user_by_user ON app_user(user_id, app_id);
+
+CREATE TABLE app_device(
+    app_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    first_day INTEGER NOT NULL,
+    last_day INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    transactions INTEGER NOT NULL,
+    PRIMARY KEY(app_id, device_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX app_device_by_device ON app_device(device_id, app_id);
+
+CREATE TABLE user_day(
+    user_id INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    transactions INTEGER NOT NULL,
+    PRIMARY KEY(user_id, day)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE device_day(
+    device_id INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    transactions INTEGER NOT NULL,
+    PRIMARY KEY(device_id, day)
+) STRICT, WITHOUT ROWID;
+
+-- Summaries, rebuilt after each import / sync so views never aggregate raw rows per keystroke.
+-- period = number of days ending at the cache's latest day; 0 = everything.
+CREATE TABLE app_summary(
+    period INTEGER NOT NULL,
+    app_id INTEGER NOT NULL,
+    users INTEGER NOT NULL,
+    devices INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    transactions INTEGER NOT NULL,
+    first_day INTEGER NOT NULL,
+    last_day INTEGER NOT NULL,
+    PRIMARY KEY(period, app_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE user_summary(
+    user_id INTEGER PRIMARY KEY,
+    devices INTEGER NOT NULL,
+    apps INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    unsanctioned_up INTEGER NOT NULL,
+    risky_up INTEGER NOT NULL,
+    alerts INTEGER NOT NULL,
+    score INTEGER NOT NULL,
+    last_day INTEGER
+) STRICT;
+
+CREATE TABLE device_summary(
+    device_id INTEGER PRIMARY KEY,
+    users INTEGER NOT NULL,
+    apps INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    last_day INTEGER
+) STRICT;
+
+CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+
+CREATE TABLE profiles(
+    name TEXT PRIMARY KEY,
+    include_groups TEXT NOT NULL DEFAULT '',
+    exclude_groups TEXT NOT NULL DEFAULT ''
+) STRICT;
+
+CREATE TABLE alerts(
+    id INTEGER PRIMARY KEY,
+    policy TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    title TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    user_id INTEGER,
+    device_id INTEGER,
+    app_id INTEGER,
+    evidence TEXT NOT NULL DEFAULT '',
+    count INTEGER NOT NULL DEFAULT 1,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    exported_version INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE UNIQUE INDEX alerts_open_key ON alerts(dedup_key) WHERE status = 'open';
+
+CREATE TABLE audit(
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    old_value TEXT NOT NULL DEFAULT '',
+    new_value TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT '',
+    undone_by INTEGER
+) STRICT;
+-- Append-only: the only permitted change is marking an entry as undone by a later entry.
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+WHEN NEW.ts IS NOT OLD.ts OR NEW.actor IS NOT OLD.actor OR NEW.action IS NOT OLD.action
+  OR NEW.target IS NOT OLD.target OR NEW.old_value IS NOT OLD.old_value
+  OR NEW.new_value IS NOT OLD.new_value OR NEW.detail IS NOT OLD.detail
+  OR OLD.undone_by IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+
+CREATE TABLE imports(
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    format TEXT NOT NULL,
+    committed_offset INTEGER NOT NULL DEFAULT 0,
+    records INTEGER NOT NULL DEFAULT 0,
+    imported INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 0,
+    started INTEGER NOT NULL,
+    finished INTEGER
+) STRICT;
+
+CREATE TABLE import_skips(
+    import_id INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY(import_id, reason)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE outbox(
+    id INTEGER PRIMARY KEY,
+    app_id INTEGER NOT NULL,
+    op TEXT NOT NULL,
+    indicator_value TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+) STRICT;
+CREATE INDEX outbox_by_app ON outbox(app_id, status);
+
+CREATE TABLE sync_state(
+    source TEXT PRIMARY KEY,
+    watermark TEXT,
+    last_run INTEGER,
+    last_error TEXT
+) STRICT;
+"#;

@@ -1,0 +1,411 @@
+//! Writes: interning of users / devices / hosts, per-batch fact application with roll-ups,
+//! summaries, tags and settings. Callers bracket batches with `begin` / `commit` so a killed
+//! process leaves either the whole batch or none of it.
+use super::{Result, Store, StoreError};
+use crate::catalog::{Catalog, CatalogApp, Identified};
+use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Period, Severity, Tag, UserId};
+use rusqlite::{OptionalExtension, params};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FactKey {
+    pub day: Day,
+    pub app: AppId,
+    pub domain: DomainId,
+    pub user: UserId,
+    pub device: DeviceId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub transactions: u64,
+    pub blocked: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Counters) {
+        self.bytes_up += o.bytes_up;
+        self.bytes_down += o.bytes_down;
+        self.transactions += o.transactions;
+        self.blocked += o.blocked;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EdgeKey {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeAgg {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub logons: u64,
+}
+
+impl EdgeAgg {
+    pub fn merge(&mut self, ts: i64, logons: u64) {
+        self.first_seen = self.first_seen.min(ts);
+        self.last_seen = self.last_seen.max(ts);
+        self.logons += logons;
+    }
+}
+
+/// In-memory aggregate of one batch: what gets written in one transaction.
+#[derive(Debug, Default)]
+pub struct FactBatch {
+    pub facts: HashMap<FactKey, Counters>,
+    pub edges: HashMap<EdgeKey, EdgeAgg>,
+}
+
+impl FactBatch {
+    pub fn add_fact(&mut self, key: FactKey, c: &Counters) {
+        self.facts.entry(key).or_default().add(c);
+    }
+    pub fn add_edge(&mut self, key: EdgeKey, ts: i64, logons: u64) {
+        self.edges
+            .entry(key)
+            .and_modify(|e| e.merge(ts, logons))
+            .or_insert(EdgeAgg { first_seen: ts, last_seen: ts, logons });
+    }
+    pub fn is_empty(&self) -> bool {
+        self.facts.is_empty() && self.edges.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct Span {
+    first: i32,
+    last: i32,
+    c: Counters,
+}
+
+fn merge_span(map: &mut HashMap<(i64, i64), Span>, key: (i64, i64), day: Day, c: &Counters) {
+    let s = map.entry(key).or_insert(Span { first: day.0, last: day.0, c: Counters::default() });
+    s.first = s.first.min(day.0);
+    s.last = s.last.max(day.0);
+    s.c.add(c);
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The OS user, recorded as the actor of analyst actions.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl Store {
+    pub fn begin(&self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+    pub fn commit(&self) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+    pub fn rollback(&self) -> Result<()> {
+        self.conn.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+
+    /// Runs `f` inside one write transaction: all of it lands, or none of it.
+    pub fn in_transaction<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.begin()?;
+        match f(self) {
+            Ok(v) => {
+                self.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    pub fn intern_user(&self, upn: &str) -> Result<UserId> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO users(upn) VALUES (?1) ON CONFLICT(upn) DO UPDATE SET upn = excluded.upn RETURNING id",
+        )?;
+        Ok(UserId(st.query_row([upn], |r| r.get(0))?))
+    }
+
+    pub fn intern_device(&self, name: &str) -> Result<DeviceId> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO devices(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = excluded.name RETURNING id",
+        )?;
+        Ok(DeviceId(st.query_row([name], |r| r.get(0))?))
+    }
+
+    /// Inserts or refreshes a catalog app; keeps the analyst's tag and override.
+    pub fn ensure_catalog_app(&self, app: &CatalogApp) -> Result<AppId> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO apps(key, name, vendor, category, unknown, catalog_score, score)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)
+             ON CONFLICT(key) DO UPDATE SET name = excluded.name, vendor = excluded.vendor,
+                 category = excluded.category, catalog_score = excluded.catalog_score,
+                 score = coalesce(apps.risk_override, excluded.catalog_score)
+             RETURNING id",
+        )?;
+        Ok(AppId(st.query_row(
+            params![app.id, app.name, app.vendor, app.category.label(), app.risk.score.0 as f64],
+            |r| r.get(0),
+        )?))
+    }
+
+    pub fn ensure_unknown_app(&self, registrable: &str, catalog: &Catalog) -> Result<AppId> {
+        let key = format!("unknown:{registrable}");
+        let score = catalog.unknown_risk().score.0 as f64;
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO apps(key, name, vendor, category, unknown, catalog_score, score)
+             VALUES (?1, ?2, '', 'Unknown', 1, ?3, ?3)
+             ON CONFLICT(key) DO UPDATE SET key = excluded.key RETURNING id",
+        )?;
+        Ok(AppId(st.query_row(params![key, registrable, score], |r| r.get(0))?))
+    }
+
+    /// Interns a destination host: its domain row and the app it belongs to.
+    pub fn intern_host(&self, host: &str, catalog: &Catalog) -> Result<(DomainId, AppId)> {
+        let host = host.to_ascii_lowercase();
+        {
+            let mut st = self.conn.prepare_cached("SELECT id, app_id FROM domains WHERE name = ?1")?;
+            if let Some((d, a)) = st
+                .query_row([&host], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .optional()?
+            {
+                return Ok((DomainId(d), AppId(a)));
+            }
+        }
+        let app = match catalog.identify_host(&host) {
+            Identified::App { idx, .. } => self.ensure_catalog_app(catalog.get(idx))?,
+            Identified::Unknown { registrable } => self.ensure_unknown_app(&registrable, catalog)?,
+        };
+        self.insert_domain(&host, app).map(|d| (d, app))
+    }
+
+    pub fn insert_domain(&self, host: &str, app: AppId) -> Result<DomainId> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO domains(name, app_id) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET name = excluded.name RETURNING id",
+        )?;
+        Ok(DomainId(st.query_row(params![host, app.0], |r| r.get(0))?))
+    }
+
+    /// Writes one batch: facts, their roll-ups and user↔device edges. Must run inside
+    /// `begin` / `commit`.
+    pub fn apply_batch(&self, batch: &FactBatch) -> Result<()> {
+        let mut app_day: HashMap<(i64, i32), Counters> = HashMap::new();
+        let mut app_user: HashMap<(i64, i64), Span> = HashMap::new();
+        let mut app_device: HashMap<(i64, i64), Span> = HashMap::new();
+        let mut user_day: HashMap<(i64, i32), Counters> = HashMap::new();
+        let mut device_day: HashMap<(i64, i32), Counters> = HashMap::new();
+        {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
+                    bytes_down = bytes_down + excluded.bytes_down,
+                    transactions = transactions + excluded.transactions,
+                    blocked = blocked + excluded.blocked",
+            )?;
+            let mut keys: Vec<_> = batch.facts.iter().collect();
+            // Primary-key order turns the inserts into near-appends.
+            keys.sort_unstable_by_key(|(k, _)| (k.day, k.domain.0, k.user.0, k.device.0));
+            for (k, c) in keys {
+                st.execute(params![
+                    k.day.0,
+                    k.domain.0,
+                    k.user.0,
+                    k.device.0,
+                    i(c.bytes_up),
+                    i(c.bytes_down),
+                    i(c.transactions),
+                    i(c.blocked)
+                ])?;
+                app_day.entry((k.app.0, k.day.0)).or_default().add(c);
+                merge_span(&mut app_user, (k.app.0, k.user.0), k.day, c);
+                merge_span(&mut app_device, (k.app.0, k.device.0), k.day, c);
+                user_day.entry((k.user.0, k.day.0)).or_default().add(c);
+                device_day.entry((k.device.0, k.day.0)).or_default().add(c);
+            }
+        }
+        {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO app_day(app_id, day, bytes_up, bytes_down, transactions, blocked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
+                    transactions = transactions + excluded.transactions, blocked = blocked + excluded.blocked",
+            )?;
+            for ((a, d), c) in &app_day {
+                st.execute(params![a, d, i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])?;
+            }
+        }
+        for (table, col, map) in [("app_user", "user_id", &app_user), ("app_device", "device_id", &app_device)] {
+            let sql = format!(
+                "INSERT INTO {table}(app_id, {col}, first_day, last_day, bytes_up, bytes_down, transactions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT DO UPDATE SET first_day = min(first_day, excluded.first_day),
+                    last_day = max(last_day, excluded.last_day), bytes_up = bytes_up + excluded.bytes_up,
+                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            for ((a, x), s) in map {
+                st.execute(params![a, x, s.first, s.last, i(s.c.bytes_up), i(s.c.bytes_down), i(s.c.transactions)])?;
+            }
+        }
+        for (table, col, map) in [("user_day", "user_id", &user_day), ("device_day", "device_id", &device_day)] {
+            let sql = format!(
+                "INSERT INTO {table}({col}, day, bytes_up, bytes_down, transactions) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
+                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            for ((x, d), c) in map {
+                st.execute(params![x, d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])?;
+            }
+        }
+        {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO user_devices(user_id, device_id, source, first_seen, last_seen, logons)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+                    last_seen = max(last_seen, excluded.last_seen), logons = logons + excluded.logons",
+            )?;
+            for (k, e) in &batch.edges {
+                if k.user.0 == 0 || k.device.0 == 0 {
+                    continue;
+                }
+                st.execute(params![k.user.0, k.device.0, k.source, e.first_seen, e.last_seen, i(e.logons)])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Latest day with traffic; periods end here.
+    pub fn latest_day(&self) -> Result<Option<Day>> {
+        let d: Option<i64> = self.conn.query_row("SELECT max(day) FROM app_day", [], |r| r.get(0))?;
+        Ok(d.map(|d| Day(d as i32)))
+    }
+
+    /// Rebuilds the summary tables the views read. Runs in its own transaction.
+    pub fn refresh_summaries(&self) -> Result<()> {
+        self.in_transaction(Self::refresh_summaries_inner)
+    }
+
+    fn refresh_summaries_inner(&self) -> Result<()> {
+        let c = &self.conn;
+        c.execute("UPDATE apps SET score = coalesce(risk_override, catalog_score)", [])?;
+        c.execute("DELETE FROM app_summary", [])?;
+        let latest = self.latest_day()?.unwrap_or(Day(0));
+        for p in Period::PRESETS {
+            let cut = p.cutoff(latest).0;
+            c.execute(
+                "INSERT INTO app_summary(period, app_id, users, devices, bytes_up, bytes_down, transactions, first_day, last_day)
+                 SELECT ?1, d.app_id,
+                   (SELECT count(*) FROM app_user u WHERE u.app_id = d.app_id AND u.last_day >= ?2 AND u.user_id != 0),
+                   (SELECT count(*) FROM app_device v WHERE v.app_id = d.app_id AND v.last_day >= ?2 AND v.device_id != 0),
+                   sum(d.bytes_up), sum(d.bytes_down), sum(d.transactions), min(d.day), max(d.day)
+                 FROM app_day d WHERE d.day >= ?2 GROUP BY d.app_id",
+                params![p.days, cut],
+            )?;
+        }
+        c.execute("DELETE FROM user_summary", [])?;
+        c.execute(
+            "INSERT INTO user_summary(user_id, devices, apps, bytes_up, bytes_down, unsanctioned_up, risky_up, alerts, score, last_day)
+             SELECT u.id,
+               (SELECT count(DISTINCT device_id) FROM user_devices e WHERE e.user_id = u.id),
+               count(au.app_id), coalesce(sum(au.bytes_up), 0), coalesce(sum(au.bytes_down), 0),
+               coalesce(sum(CASE WHEN a.tag = 2 THEN au.bytes_up END), 0),
+               coalesce(sum(CASE WHEN a.score < 3.5 THEN au.bytes_up END), 0),
+               (SELECT count(*) FROM alerts l WHERE l.user_id = u.id AND l.status = 'open'),
+               0, max(au.last_day)
+             FROM users u LEFT JOIN app_user au ON au.user_id = u.id LEFT JOIN apps a ON a.id = au.app_id
+             WHERE u.id != 0 GROUP BY u.id",
+            [],
+        )?;
+        // Local risk score 0–100 (higher = riskier): identity risk from Entra/MDI, plus evidence
+        // of unsanctioned and high-risk app uploads, plus open alerts.
+        c.execute(
+            "UPDATE user_summary SET score = min(100,
+                (SELECT identity_risk FROM users WHERE id = user_id) * 20
+                + CASE WHEN unsanctioned_up >= 1000000000 THEN 30 WHEN unsanctioned_up >= 100000000 THEN 20
+                       WHEN unsanctioned_up > 0 THEN 10 ELSE 0 END
+                + CASE WHEN risky_up >= 1000000000 THEN 15 WHEN risky_up >= 100000000 THEN 10
+                       WHEN risky_up > 0 THEN 5 ELSE 0 END
+                + min(alerts * 5, 15))",
+            [],
+        )?;
+        c.execute("DELETE FROM device_summary", [])?;
+        c.execute(
+            "INSERT INTO device_summary(device_id, users, apps, bytes_up, bytes_down, last_day)
+             SELECT d.id,
+               (SELECT count(DISTINCT user_id) FROM user_devices e WHERE e.device_id = d.id),
+               count(ad.app_id), coalesce(sum(ad.bytes_up), 0), coalesce(sum(ad.bytes_down), 0), max(ad.last_day)
+             FROM devices d LEFT JOIN app_device ad ON ad.device_id = d.id
+             WHERE d.id != 0 GROUP BY d.id",
+            [],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_identity_risk(&self, user: UserId, risk: IdentityRisk, state: &str, detail: &str, ts: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE users SET identity_risk = ?2, risk_state = ?3, risk_detail = ?4, risk_updated = ?5 WHERE id = ?1",
+            params![user.0, risk.to_i64(), state, detail, ts],
+        )?;
+        Ok(())
+    }
+
+    pub fn app_tag(&self, app: AppId) -> Result<Tag> {
+        let v: Option<i64> =
+            self.conn.query_row("SELECT tag FROM apps WHERE id = ?1", [app.0], |r| r.get(0)).optional()?;
+        v.map(Tag::from_i64).ok_or_else(|| StoreError::Invalid(format!("no app with id {app}")))
+    }
+
+    /// Sets an app's tag and records it in the audit log, in one transaction.
+    pub fn set_tag(&self, app: AppId, tag: Tag, profile: Option<&str>, actor: &str, reason: &str, ts: i64) -> Result<Tag> {
+        self.in_transaction(|s| {
+            let old = s.app_tag(app)?;
+            let key: String = s.conn.query_row("SELECT key FROM apps WHERE id = ?1", [app.0], |r| r.get(0))?;
+            s.conn.execute(
+                "UPDATE apps SET tag = ?2, tag_profile = ?3 WHERE id = ?1",
+                params![app.0, tag.to_i64(), profile],
+            )?;
+            let detail = serde_json::json!({ "app_id": app.0, "profile": profile, "reason": reason }).to_string();
+            s.append_audit(ts, actor, "tag", &key, old.as_str(), tag.as_str(), &detail)?;
+            Ok(old)
+        })
+    }
+
+    pub fn severity_setting(&self, key: &str) -> Result<Option<Severity>> {
+        Ok(self.setting(key)?.as_deref().and_then(Severity::parse))
+    }
+
+    /// Sets a severity setting (`severity.global` or `severity.<policy>`) with an audit entry.
+    pub fn set_severity(&self, key: &str, sev: Severity, actor: &str, ts: i64) -> Result<Option<Severity>> {
+        self.in_transaction(|s| {
+            let old = s.severity_setting(key)?;
+            s.conn.execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, sev.as_str()],
+            )?;
+            s.append_audit(ts, actor, "severity", key, old.map(Severity::as_str).unwrap_or(""), sev.as_str(), "")?;
+            Ok(old)
+        })
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+}
