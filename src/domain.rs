@@ -36,9 +36,7 @@ impl Day {
         i64::from(self.0) * 86_400
     }
     pub fn date(self) -> chrono::NaiveDate {
-        chrono::DateTime::from_timestamp(self.start_unix(), 0)
-            .map(|d| d.date_naive())
-            .unwrap_or_default()
+        chrono::DateTime::from_timestamp(self.start_unix(), 0).map(|d| d.date_naive()).unwrap_or_default()
     }
 }
 
@@ -115,12 +113,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [
-        Severity::Informational,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-    ];
+    pub const ALL: [Severity; 4] = [Severity::Informational, Severity::Low, Severity::Medium, Severity::High];
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Informational => "Informational",
@@ -294,13 +287,8 @@ pub struct Period {
 }
 
 impl Period {
-    pub const PRESETS: [Period; 5] = [
-        Period { days: 1 },
-        Period { days: 7 },
-        Period { days: 30 },
-        Period { days: 90 },
-        Period { days: 0 },
-    ];
+    pub const PRESETS: [Period; 5] =
+        [Period { days: 1 }, Period { days: 7 }, Period { days: 30 }, Period { days: 90 }, Period { days: 0 }];
     pub const ALL: Period = Period { days: 0 };
     pub fn label(self) -> String {
         match self.days {

@@ -3,9 +3,13 @@
 //! Data flows one way: input → `keymap` → `app::Msg` → `app::update` → (`State`, `Effect`s) →
 //! `runtime` → `Msg`. `ui` only reads `&State`. Nothing in `app` or `ui` touches SQLite, the
 //! network or the clock.
+pub mod app;
 pub mod catalog;
+pub mod demo;
 pub mod domain;
+pub mod event;
 pub mod ingest;
+pub mod runtime;
 pub mod sanitize;
 pub mod store;
-pub mod demo;
+pub mod ui;

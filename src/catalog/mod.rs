@@ -117,9 +117,14 @@ pub struct RiskBreakdown {
 /// How a host was identified.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Identified {
-    App { idx: AppIdx, rule: String },
+    App {
+        idx: AppIdx,
+        rule: String,
+    },
     /// Not in the catalog: grouped by registrable domain (Public Suffix List).
-    Unknown { registrable: String },
+    Unknown {
+        registrable: String,
+    },
 }
 
 pub struct Catalog {
@@ -127,6 +132,7 @@ pub struct Catalog {
     by_domain: HashMap<String, AppIdx>,
 }
 
+#[allow(clippy::type_complexity)]
 const INTERIM: &[(&str, &str, &str, Category, f32, &[&str])] = &[
     ("dropbox", "Dropbox", "Dropbox", Category::CloudStorage, 7.0, &["dropbox.com", "dropboxapi.com"]),
     ("wetransfer", "WeTransfer", "WeTransfer", Category::CloudStorage, 4.0, &["wetransfer.com"]),
@@ -225,21 +231,14 @@ impl Catalog {
     /// Maps an appliance's own app name (PAN App-ID, FortiGate app, Zscaler appname …).
     pub fn identify_vendor_app(&self, name: &str) -> Option<AppIdx> {
         let n = name.trim().to_ascii_lowercase();
-        self.apps
-            .iter()
-            .position(|a| a.id == n || a.name.to_ascii_lowercase() == n)
-            .map(|i| AppIdx(i as u32))
+        self.apps.iter().position(|a| a.id == n || a.name.to_ascii_lowercase() == n).map(|i| AppIdx(i as u32))
     }
 
     /// Risk of an app not in the catalog.
     pub fn unknown_risk(&self) -> RiskBreakdown {
         RiskBreakdown {
             score: RiskScore(4.0),
-            factors: vec![RiskFactor {
-                group: RiskGroup::General,
-                label: "not in the catalog".into(),
-                delta: -3.0,
-            }],
+            factors: vec![RiskFactor { group: RiskGroup::General, label: "not in the catalog".into(), delta: -3.0 }],
         }
     }
 }
@@ -264,10 +263,7 @@ mod tests {
     #[test]
     fn unknown_hosts_group_by_registrable_domain() {
         let c = Catalog::builtin();
-        assert_eq!(
-            c.identify_host("a.b.example.co.uk"),
-            Identified::Unknown { registrable: "example.co.uk".into() }
-        );
+        assert_eq!(c.identify_host("a.b.example.co.uk"), Identified::Unknown { registrable: "example.co.uk".into() });
         match c.identify_host("Www.DropBox.com.") {
             Identified::App { idx, .. } => assert_eq!(c.get(idx).id, "dropbox"),
             other => panic!("{other:?}"),

@@ -73,15 +73,86 @@ impl Rng {
 }
 
 const FIRST: &[&str] = &[
-    "adele", "alex", "allan", "amir", "ana", "ben", "bianca", "carlos", "chen", "christie", "dana", "diego", "elif",
-    "emma", "fatima", "felix", "grace", "hana", "henrietta", "isaiah", "ivan", "jana", "joni", "kenji", "lara",
-    "lee", "lidia", "lynne", "megan", "miriam", "nestor", "nora", "omar", "patti", "pradeep", "quinn", "raj",
-    "sara", "sofia", "tariq", "uma", "victor", "wei", "xena", "yara", "zoe",
+    "adele",
+    "alex",
+    "allan",
+    "amir",
+    "ana",
+    "ben",
+    "bianca",
+    "carlos",
+    "chen",
+    "christie",
+    "dana",
+    "diego",
+    "elif",
+    "emma",
+    "fatima",
+    "felix",
+    "grace",
+    "hana",
+    "henrietta",
+    "isaiah",
+    "ivan",
+    "jana",
+    "joni",
+    "kenji",
+    "lara",
+    "lee",
+    "lidia",
+    "lynne",
+    "megan",
+    "miriam",
+    "nestor",
+    "nora",
+    "omar",
+    "patti",
+    "pradeep",
+    "quinn",
+    "raj",
+    "sara",
+    "sofia",
+    "tariq",
+    "uma",
+    "victor",
+    "wei",
+    "xena",
+    "yara",
+    "zoe",
 ];
 const LAST: &[&str] = &[
-    "adams", "bowen", "brown", "cho", "diaz", "evans", "fernandez", "garcia", "gupta", "hansen", "ito", "jones",
-    "kim", "kowalski", "lopez", "martin", "muller", "nguyen", "okafor", "patel", "quist", "rossi", "sato", "schmidt",
-    "silva", "smith", "tanaka", "vance", "wagner", "wilber", "yilmaz", "zhang",
+    "adams",
+    "bowen",
+    "brown",
+    "cho",
+    "diaz",
+    "evans",
+    "fernandez",
+    "garcia",
+    "gupta",
+    "hansen",
+    "ito",
+    "jones",
+    "kim",
+    "kowalski",
+    "lopez",
+    "martin",
+    "muller",
+    "nguyen",
+    "okafor",
+    "patel",
+    "quist",
+    "rossi",
+    "sato",
+    "schmidt",
+    "silva",
+    "smith",
+    "tanaka",
+    "vance",
+    "wagner",
+    "wilber",
+    "yilmaz",
+    "zhang",
 ];
 const DEPTS: &[(&str, &str)] = &[
     ("Finance", "FIN"),
@@ -96,15 +167,45 @@ const DEPTS: &[(&str, &str)] = &[
 const OS_LAPTOP: &[&str] = &["Windows 11", "Windows 11", "Windows 11", "Windows 10", "macOS 14", "Ubuntu 22.04"];
 const OS_MOBILE: &[&str] = &["iOS 17", "Android 14"];
 const UNKNOWN_DOMAINS: &[&str] = &[
-    "filedrop-share.io", "quickpaste.cc", "anonfiles-mirror.net", "pdf-convert-free.com", "tinyupload.org",
-    "ai-writer-pro.app", "sendbig-files.com", "cloudnote.xyz", "vpn-free-unblock.net", "imgshare.cc",
-    "tempmail-box.org", "snipboard.io", "scan2pdf.online", "privatebin-host.net", "gofile-cdn.net",
+    "filedrop-share.io",
+    "quickpaste.cc",
+    "anonfiles-mirror.net",
+    "pdf-convert-free.com",
+    "tinyupload.org",
+    "ai-writer-pro.app",
+    "sendbig-files.com",
+    "cloudnote.xyz",
+    "vpn-free-unblock.net",
+    "imgshare.cc",
+    "tempmail-box.org",
+    "snipboard.io",
+    "scan2pdf.online",
+    "privatebin-host.net",
+    "gofile-cdn.net",
 ];
 
 /// Well-known apps most organisations see; used first so the demo looks familiar.
 const CORE_APPS: &[&str] = &[
-    "office365", "microsoft", "teams", "outlook", "onedrive", "google", "gmail", "slack", "zoom", "salesforce",
-    "github", "dropbox", "box", "atlassian", "notion", "linkedin", "adobe", "zoho", "youtube", "facebook",
+    "office365",
+    "microsoft",
+    "teams",
+    "outlook",
+    "onedrive",
+    "google",
+    "gmail",
+    "slack",
+    "zoom",
+    "salesforce",
+    "github",
+    "dropbox",
+    "box",
+    "atlassian",
+    "notion",
+    "linkedin",
+    "adobe",
+    "zoho",
+    "youtube",
+    "facebook",
 ];
 
 fn find_app(catalog: &Catalog, names: &[&str]) -> Option<AppIdx> {
@@ -143,7 +244,7 @@ struct DemoUser {
 
 /// Generates the demo organisation into an empty cache.
 pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<DemoSummary> {
-    let mut rng = Rng(opts.seed ^ 0x5EED_0F_D3A0);
+    let mut rng = Rng(opts.seed ^ 0x005E_ED0F_D3A0);
     let n_users = opts.users.max(10);
     let days = opts.days.max(14);
     let first_day = Day(opts.end.0 - days as i32 + 1);
@@ -235,9 +336,9 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
         if risk != IdentityRisk::None {
             store.set_identity_risk(id, risk, "atRisk", "unfamiliarFeatures", ts_of(opts.end))?;
         }
-        let mut devices = vec![new_device(&format!("LT-{code}-{:05}", n + 1), *rng.pick(OS_LAPTOP), dept)?];
+        let mut devices = vec![new_device(&format!("LT-{code}-{:05}", n + 1), rng.pick::<&str>(OS_LAPTOP), dept)?];
         if rng.chance(0.33) {
-            devices.push(new_device(&format!("MB-{code}-{:05}", n + 1), *rng.pick(OS_MOBILE), dept)?);
+            devices.push(new_device(&format!("MB-{code}-{:05}", n + 1), rng.pick::<&str>(OS_MOBILE), dept)?);
         }
         let mut set: Vec<usize> = (0..5.min(n_regular_apps)).collect();
         for _ in 0..(5 + rng.below(10)) {
@@ -282,7 +383,11 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
             }
             let on_kiosk = un < kiosk_users as usize * 3 && un % 3 == 0 && rng.chance(0.25);
             for v in 0..3 {
-                let app_n = if v == 0 { user.apps[rng.below(user.apps.len().min(5) as u64) as usize] } else { *rng.pick(&user.apps) };
+                let app_n = if v == 0 {
+                    user.apps[rng.below(user.apps.len().min(5) as u64) as usize]
+                } else {
+                    *rng.pick(&user.apps)
+                };
                 let app = &apps[app_n];
                 let device = if on_kiosk && v == 0 {
                     kiosk
@@ -317,7 +422,10 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
             for (i, device) in u.devices.iter().enumerate() {
                 let up = 900_000_000 + rng.below(2_500_000_000) / (i as u64 + 1);
                 let key = FactKey { day, app: app.id, domain: app.domains[0], user: u.id, device: *device };
-                batch.add_fact(key, &Counters { bytes_up: up, bytes_down: up / 40, transactions: 40 + rng.below(200), blocked: 0 });
+                batch.add_fact(
+                    key,
+                    &Counters { bytes_up: up, bytes_down: up / 40, transactions: 40 + rng.below(200), blocked: 0 },
+                );
                 batch.add_edge(EdgeKey { user: u.id, device: *device, source: "mde-logon" }, ts, 1);
                 facts += 1;
             }
@@ -348,7 +456,15 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
             if let Some(idx) = find_app(catalog, &[n]) {
                 let id = store.ensure_catalog_app(catalog.get(idx))?;
                 store.conn.execute("UPDATE apps SET tag = ?2 WHERE id = ?1", params![id.0, t.to_i64()])?;
-                store.append_audit(ts, actor, "tag", &catalog.get(idx).id, "none", t.as_str(), "{\"reason\":\"demo baseline\"}")?;
+                store.append_audit(
+                    ts,
+                    actor,
+                    "tag",
+                    &catalog.get(idx).id,
+                    "none",
+                    t.as_str(),
+                    "{\"reason\":\"demo baseline\"}",
+                )?;
             }
         }
         Ok(())

@@ -6,20 +6,20 @@ use std::io::{self, BufRead};
 pub mod pipeline;
 pub mod registry;
 
-pub mod squid;
-pub mod zeek;
-pub mod panos;
-pub mod fortigate;
 pub mod asa;
-pub mod checkpoint;
-pub mod juniper;
-pub mod zscaler;
 pub mod bluecoat;
 pub mod cef;
-pub mod leef;
-pub mod defender_json;
+pub mod checkpoint;
 pub mod defender_csv;
+pub mod defender_json;
+pub mod fortigate;
+pub mod juniper;
+pub mod leef;
 pub mod mdca_csv;
+pub mod panos;
+pub mod squid;
+pub mod zeek;
+pub mod zscaler;
 
 /// Longest line any parser sees. Longer lines are skipped and counted, never buffered whole,
 /// so a 100 MB line or a file of garbage without newlines cannot exhaust memory.
@@ -162,10 +162,7 @@ pub enum Line<'a> {
 
 /// Streams `input` line by line with bounded memory. Blank lines are passed over (but counted in
 /// line numbers); `\r\n` endings and a UTF-8 BOM on the first line are removed.
-pub fn for_each_line(
-    input: &mut dyn BufRead,
-    mut f: impl FnMut(Position, Line<'_>),
-) -> io::Result<()> {
+pub fn for_each_line(input: &mut dyn BufRead, mut f: impl FnMut(Position, Line<'_>)) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut line_no: u64 = 0;
     let mut offset: u64 = 0;
@@ -334,11 +331,7 @@ mod tests {
         let reasons: Vec<_> = sink.skips.iter().map(|(p, r, _)| (p.line, r.clone())).collect();
         assert_eq!(
             reasons,
-            vec![
-                (4, SkipReason::Malformed("bad")),
-                (5, SkipReason::TooLong),
-                (7, SkipReason::NotUtf8)
-            ]
+            vec![(4, SkipReason::Malformed("bad")), (5, SkipReason::TooLong), (7, SkipReason::NotUtf8)]
         );
         assert_eq!(sink.records.last().unwrap().0.offset_end, data.len() as u64);
     }

@@ -1,20 +1,8 @@
 //! Every known format, in detection-priority order, and auto-detection.
 use super::LogFormat;
 use super::{
-    squid,
-    zeek,
-    panos,
-    fortigate,
-    asa,
-    checkpoint,
-    juniper,
-    zscaler,
-    bluecoat,
-    cef,
-    leef,
-    defender_json,
-    defender_csv,
-    mdca_csv,
+    asa, bluecoat, cef, checkpoint, defender_csv, defender_json, fortigate, juniper, leef, mdca_csv, panos, squid,
+    zeek, zscaler,
 };
 
 /// All formats. Order matters only for ties in `detect`.

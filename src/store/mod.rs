@@ -19,9 +19,13 @@ pub enum StoreError {
     Open { path: PathBuf, source: rusqlite::Error },
     #[error("{path} is not a shadowscope cache (it is {what}). Use --db PATH to choose another file.")]
     Foreign { path: PathBuf, what: String },
-    #[error("the cache {path} has schema version {found}, newer than this shadowscope understands ({supported}). Upgrade shadowscope, or use --db PATH for a fresh cache.")]
+    #[error(
+        "the cache {path} has schema version {found}, newer than this shadowscope understands ({supported}). Upgrade shadowscope, or use --db PATH for a fresh cache."
+    )]
     TooNew { path: PathBuf, found: i64, supported: i64 },
-    #[error("the cache is busy: another shadowscope process is writing to it. Wait for it to finish, or use --db PATH.")]
+    #[error(
+        "the cache is busy: another shadowscope process is writing to it. Wait for it to finish, or use --db PATH."
+    )]
     Busy,
     #[error("cache I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -57,8 +61,8 @@ pub fn default_path() -> PathBuf {
 /// Creates the directory (0700) and an empty file (0600) before SQLite touches it, so the cache
 /// is never readable by other users of a shared jump host, not even for an instant.
 fn prepare_private_file(path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        {
             let mut b = std::fs::DirBuilder::new();
             b.recursive(true);
             #[cfg(unix)]
@@ -97,11 +101,9 @@ impl Store {
 
     /// Opens an existing cache for reading only (the console's query connection).
     pub fn open_read_only(path: &Path) -> Result<Store> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
         let store = Store { conn, path: path.to_owned() };
         store.conn.busy_timeout(Duration::from_secs(5))?;
         store.check_identity()?;
@@ -146,10 +148,9 @@ impl Store {
             Ok(v) => v,
             Err(e) => {
                 return Err(match e.sqlite_error_code() {
-                    Some(rusqlite::ErrorCode::NotADatabase) => StoreError::Foreign {
-                        path: self.path.clone(),
-                        what: "not an SQLite database".into(),
-                    },
+                    Some(rusqlite::ErrorCode::NotADatabase) => {
+                        StoreError::Foreign { path: self.path.clone(), what: "not an SQLite database".into() }
+                    }
                     _ => StoreError::from(e),
                 });
             }
@@ -159,7 +160,9 @@ impl Store {
         if app_id != schema::APPLICATION_ID && !(app_id == 0 && tables == 0) {
             return Err(StoreError::Foreign {
                 path: self.path.clone(),
-                what: format!("an SQLite database of another application (application_id {app_id:#x}, {tables} tables)"),
+                what: format!(
+                    "an SQLite database of another application (application_id {app_id:#x}, {tables} tables)"
+                ),
             });
         }
         Ok(())
@@ -187,10 +190,7 @@ impl Store {
 
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
         use rusqlite::OptionalExtension;
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     pub fn integrity_check(&self) -> Result<String> {

@@ -205,7 +205,8 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     })
 }
 
-const DEVICE_COLUMNS: &str = "d.id, d.name, d.os, d.device_group, d.exposure, coalesce(s.users, 0), coalesce(s.apps, 0),
+const DEVICE_COLUMNS: &str =
+    "d.id, d.name, d.os, d.device_group, d.exposure, coalesce(s.users, 0), coalesce(s.apps, 0),
     coalesce(s.bytes_up, 0), coalesce(s.bytes_down, 0), s.last_day";
 
 fn edge_row(r: &Row<'_>) -> rusqlite::Result<EdgeRow> {
@@ -244,12 +245,7 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
 }
 
 fn day_point(r: &Row<'_>) -> rusqlite::Result<DayPoint> {
-    Ok(DayPoint {
-        day: Day(r.get(0)?),
-        bytes_up: u(r.get(1)?),
-        bytes_down: u(r.get(2)?),
-        transactions: u(r.get(3)?),
-    })
+    Ok(DayPoint { day: Day(r.get(0)?), bytes_up: u(r.get(1)?), bytes_down: u(r.get(2)?), transactions: u(r.get(3)?) })
 }
 
 fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
@@ -272,7 +268,8 @@ fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     })
 }
 
-const ALERT_SELECT: &str = "SELECT l.id, l.policy, l.title, l.severity, l.status, l.user_id, u.upn, l.device_id, d.name,
+const ALERT_SELECT: &str =
+    "SELECT l.id, l.policy, l.title, l.severity, l.status, l.user_id, u.upn, l.device_id, d.name,
     l.app_id, a.name, l.evidence, l.count, l.first_seen, l.last_seen
     FROM alerts l LEFT JOIN users u ON u.id = l.user_id LEFT JOIN devices d ON d.id = l.device_id
     LEFT JOIN apps a ON a.id = l.app_id";
@@ -317,16 +314,16 @@ impl Store {
             r.trend = vec![0; trend_days as usize];
             index.insert(r.id.0, i);
         }
-        let mut st = self.conn.prepare_cached(
-            "SELECT app_id, day, bytes_up + bytes_down FROM app_day WHERE day >= ?1 AND day <= ?2",
-        )?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT app_id, day, bytes_up + bytes_down FROM app_day WHERE day >= ?1 AND day <= ?2")?;
         let mut q = st.query(params![from.0, latest.0])?;
         while let Some(r) = q.next()? {
             let (app, day, bytes): (i64, i32, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            if let Some(&i) = index.get(&app) {
-                if let Some(slot) = rows[i].trend.get_mut((day - from.0) as usize) {
-                    *slot = u(bytes);
-                }
+            if let Some(&i) = index.get(&app)
+                && let Some(slot) = rows[i].trend.get_mut((day - from.0) as usize)
+            {
+                *slot = u(bytes);
             }
         }
         Ok(rows)
@@ -357,9 +354,8 @@ impl Store {
     }
 
     pub fn users(&self) -> Result<Vec<UserRow>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u LEFT JOIN user_summary s ON s.user_id = u.id WHERE u.id != 0"
-        );
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users u LEFT JOIN user_summary s ON s.user_id = u.id WHERE u.id != 0");
         self.collect(&sql, [], user_row)
     }
 
@@ -373,11 +369,9 @@ impl Store {
         let n = needle.trim().to_ascii_lowercase();
         let id: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT id FROM users WHERE lower(upn) = ?1 OR lower(upn) LIKE ?1 || '@%' LIMIT 1",
-                [&n],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM users WHERE lower(upn) = ?1 OR lower(upn) LIKE ?1 || '@%' LIMIT 1", [&n], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(id.map(UserId))
     }
@@ -519,7 +513,11 @@ impl Store {
     }
 
     pub fn alerts(&self) -> Result<Vec<AlertRow>> {
-        self.collect(&format!("{ALERT_SELECT} ORDER BY l.status = 'open' DESC, l.severity DESC, l.last_seen DESC"), [], alert_row)
+        self.collect(
+            &format!("{ALERT_SELECT} ORDER BY l.status = 'open' DESC, l.severity DESC, l.last_seen DESC"),
+            [],
+            alert_row,
+        )
     }
 
     pub fn alerts_of_user(&self, user: UserId) -> Result<Vec<AlertRow>> {

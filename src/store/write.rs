@@ -67,10 +67,11 @@ impl FactBatch {
         self.facts.entry(key).or_default().add(c);
     }
     pub fn add_edge(&mut self, key: EdgeKey, ts: i64, logons: u64) {
-        self.edges
-            .entry(key)
-            .and_modify(|e| e.merge(ts, logons))
-            .or_insert(EdgeAgg { first_seen: ts, last_seen: ts, logons });
+        self.edges.entry(key).and_modify(|e| e.merge(ts, logons)).or_insert(EdgeAgg {
+            first_seen: ts,
+            last_seen: ts,
+            logons,
+        });
     }
     pub fn is_empty(&self) -> bool {
         self.facts.is_empty() && self.edges.is_empty()
@@ -97,9 +98,7 @@ fn i(v: u64) -> i64 {
 
 /// The OS user, recorded as the actor of analyst actions.
 pub fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
 impl Store {
@@ -155,10 +154,11 @@ impl Store {
                  score = coalesce(apps.risk_override, excluded.catalog_score)
              RETURNING id",
         )?;
-        Ok(AppId(st.query_row(
-            params![app.id, app.name, app.vendor, app.category.label(), app.risk.score.0 as f64],
-            |r| r.get(0),
-        )?))
+        Ok(AppId(
+            st.query_row(params![app.id, app.name, app.vendor, app.category.label(), app.risk.score.0 as f64], |r| {
+                r.get(0)
+            })?,
+        ))
     }
 
     pub fn ensure_unknown_app(&self, registrable: &str, catalog: &Catalog) -> Result<AppId> {
@@ -177,9 +177,8 @@ impl Store {
         let host = host.to_ascii_lowercase();
         {
             let mut st = self.conn.prepare_cached("SELECT id, app_id FROM domains WHERE name = ?1")?;
-            if let Some((d, a)) = st
-                .query_row([&host], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                .optional()?
+            if let Some((d, a)) =
+                st.query_row([&host], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).optional()?
             {
                 return Ok((DomainId(d), AppId(a)));
             }
@@ -355,7 +354,14 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_identity_risk(&self, user: UserId, risk: IdentityRisk, state: &str, detail: &str, ts: i64) -> Result<()> {
+    pub fn set_identity_risk(
+        &self,
+        user: UserId,
+        risk: IdentityRisk,
+        state: &str,
+        detail: &str,
+        ts: i64,
+    ) -> Result<()> {
         self.conn.execute(
             "UPDATE users SET identity_risk = ?2, risk_state = ?3, risk_detail = ?4, risk_updated = ?5 WHERE id = ?1",
             params![user.0, risk.to_i64(), state, detail, ts],
@@ -370,7 +376,15 @@ impl Store {
     }
 
     /// Sets an app's tag and records it in the audit log, in one transaction.
-    pub fn set_tag(&self, app: AppId, tag: Tag, profile: Option<&str>, actor: &str, reason: &str, ts: i64) -> Result<Tag> {
+    pub fn set_tag(
+        &self,
+        app: AppId,
+        tag: Tag,
+        profile: Option<&str>,
+        actor: &str,
+        reason: &str,
+        ts: i64,
+    ) -> Result<Tag> {
         self.in_transaction(|s| {
             let old = s.app_tag(app)?;
             let key: String = s.conn.query_row("SELECT key FROM apps WHERE id = ?1", [app.0], |r| r.get(0))?;

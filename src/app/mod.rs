@@ -1,0 +1,265 @@
+//! Application state and the pure reducer. `update(&mut State, Msg) -> Vec<Effect>` performs no
+//! I/O and reads no clock: everything it needs arrives in the message.
+pub mod keymap;
+pub mod table;
+pub mod update;
+pub mod views;
+
+use crate::domain::{AppId, DeviceId, Period, Tag, UserId};
+use table::TableView;
+
+pub use update::update;
+
+/// A place in the console. Navigating pushes one; Esc pops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    Dashboard,
+    Apps,
+    Users,
+    Devices,
+    Alerts,
+    Audit,
+    User(UserId),
+    Device(DeviceId),
+    App(AppId),
+    /// Cross-filter: the apps one user used on one device.
+    UserOnDevice(UserId, DeviceId),
+}
+
+impl Route {
+    pub fn is_list(self) -> bool {
+        matches!(self, Route::Dashboard | Route::Apps | Route::Users | Route::Devices | Route::Alerts | Route::Audit)
+    }
+}
+
+/// What a view shows above its tables (detail pages).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ViewData {
+    /// Breadcrumb label, e.g. the user's UPN. Untrusted: sanitised when drawn.
+    pub label: String,
+    /// Key facts shown in the detail header as (name, value).
+    pub facts: Vec<(String, String)>,
+    /// Extra lines (e.g. how the risk score was built).
+    pub notes: Vec<String>,
+    /// Daily series for a trend chart / sparkline.
+    pub trend: Vec<u64>,
+    pub tables: Vec<table::Table>,
+    /// Dashboard-only extras.
+    pub dashboard: Option<Dashboard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Dashboard {
+    pub by_category: Vec<(String, u64)>,
+    pub by_risk: [u64; 3],
+    pub alerts_by_severity: [u64; 4],
+}
+
+/// One pivot step: the route, its data and what the analyst did to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub route: Route,
+    pub data: Option<ViewData>,
+    pub tables: Vec<TableView>,
+    /// Which of `tables` has the focus.
+    pub pane: usize,
+    /// Request id of the load in flight for this entry.
+    pub pending: Option<u64>,
+    pub error: Option<String>,
+    /// Data changed underneath (a tag, a new period): reload when shown again.
+    pub stale: bool,
+}
+
+impl Entry {
+    pub fn new(route: Route) -> Entry {
+        Entry { route, data: None, tables: Vec::new(), pane: 0, pending: None, error: None, stale: false }
+    }
+    pub fn focused(&self) -> Option<&TableView> {
+        self.tables.get(self.pane)
+    }
+    pub fn focused_mut(&mut self) -> Option<&mut TableView> {
+        self.tables.get_mut(self.pane)
+    }
+    pub fn label(&self) -> String {
+        match (&self.data, self.route) {
+            (Some(d), _) if !d.label.is_empty() => d.label.clone(),
+            (_, r) => format!("{r:?}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    /// Typing a `/` filter for the focused table.
+    Filter,
+    /// Typing a `:` command.
+    Command {
+        input: String,
+        error: Option<String>,
+    },
+    Help,
+    /// A change waiting for y/n.
+    Confirm(Pending),
+    History {
+        selected: usize,
+    },
+}
+
+/// A mutating action that needs the analyst's confirmation first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Tag { apps: Vec<(AppId, String)>, tag: Tag, users_affected: u64 },
+}
+
+/// Everything the runtime can be asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Load {
+        req: u64,
+        route: Route,
+        period: Period,
+    },
+    SetTag {
+        apps: Vec<AppId>,
+        tag: Tag,
+    },
+    Undo,
+    Export {
+        path: String,
+        csv: bool,
+        table: table::Table,
+    },
+    Import {
+        path: String,
+    },
+    /// Look up an entity by name, then answer with `Msg::Open` (or `Msg::Failed`).
+    Resolve {
+        kind: EntityKind,
+        needle: String,
+    },
+    /// `:tag NAME STATE`: resolve the app, then tag it.
+    TagByName {
+        needle: String,
+        tag: Tag,
+    },
+    Copy(String),
+    SetMouse(bool),
+    SaveSession(Session),
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityKind {
+    User,
+    Device,
+    App,
+}
+
+/// What is restored on the next start.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Session {
+    pub route: Option<String>,
+    pub period_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Key(keymap::Key),
+    Resize {
+        width: u16,
+        height: u16,
+    },
+    Loaded {
+        req: u64,
+        data: Box<ViewData>,
+    },
+    LoadFailed {
+        req: u64,
+        error: String,
+    },
+    /// A mutation finished; the text goes to the status line and views reload.
+    Done {
+        text: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Entities resolved for `:user x` / `:app x` / `:device x`.
+    Open(Route),
+    Click {
+        column: u16,
+        row: u16,
+    },
+    Scroll(i8),
+}
+
+/// Status-line message with its severity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// The pivot stack; `cursor` is the current step, later steps are "forward".
+    pub stack: Vec<Entry>,
+    pub cursor: usize,
+    pub mode: Mode,
+    pub period: Period,
+    pub next_req: u64,
+    pub status: Option<Status>,
+    pub width: u16,
+    pub height: u16,
+    pub read_only: bool,
+    pub mouse: bool,
+    pub no_color: bool,
+    /// Source description for the header (cache path / demo).
+    pub source: String,
+    pub quit: bool,
+}
+
+impl State {
+    pub fn new(source: impl Into<String>) -> State {
+        State {
+            stack: vec![Entry::new(Route::Users)],
+            cursor: 0,
+            mode: Mode::Normal,
+            period: Period::default(),
+            next_req: 1,
+            status: None,
+            width: 80,
+            height: 24,
+            read_only: false,
+            mouse: false,
+            no_color: false,
+            source: source.into(),
+            quit: false,
+        }
+    }
+
+    pub fn current(&self) -> &Entry {
+        &self.stack[self.cursor]
+    }
+
+    pub fn current_mut(&mut self) -> &mut Entry {
+        &mut self.stack[self.cursor]
+    }
+
+    /// Height available to a table body, given the fixed chrome (header, crumbs, hints, table
+    /// header and borders). Detail pages lose more to their fact block.
+    pub fn body_rows(&self) -> usize {
+        let chrome = 7 + if self.current().route.is_list() { 0 } else { detail_header_height(self.current()) };
+        (self.height as usize).saturating_sub(chrome).max(1)
+    }
+}
+
+/// Rows the detail header takes (facts in two columns, plus notes), shared by ui and reducer so
+/// scrolling and drawing agree.
+pub fn detail_header_height(e: &Entry) -> usize {
+    match &e.data {
+        Some(d) => 2 + d.facts.len().div_ceil(2).min(4) + d.notes.len().min(3) + usize::from(!d.trend.is_empty()) * 3,
+        None => 3,
+    }
+}

@@ -1,0 +1,310 @@
+//! The generic table model every view uses: typed cells (so sorting is numeric where it should
+//! be), column priorities (narrow terminals drop low-priority columns first), fuzzy filter and
+//! sort state, selection and marks.
+use super::Route;
+use crate::domain::{Day, IdentityRisk, RiskScore, Severity, Tag};
+use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
+use nucleo_matcher::{Config, Matcher, Utf32Str};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Num(i64),
+    Bytes(u64),
+    /// App risk on MDCA's scale, 10 = safest.
+    Risk(RiskScore),
+    /// User risk 0–100 plus the identity risk level.
+    UserRisk(u32, IdentityRisk),
+    Tag(Tag),
+    Day(Option<Day>),
+    Time(i64),
+    Spark(Vec<u64>),
+    Sev(Severity),
+}
+
+impl Cell {
+    fn cmp_key(&self, other: &Cell) -> Ordering {
+        use Cell::*;
+        match (self, other) {
+            (Text(a), Text(b)) => a.to_lowercase().cmp(&b.to_lowercase()),
+            (Num(a), Num(b)) => a.cmp(b),
+            (Bytes(a), Bytes(b)) => a.cmp(b),
+            (Risk(a), Risk(b)) => a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal),
+            (UserRisk(a, ai), UserRisk(b, bi)) => a.cmp(b).then(ai.cmp(bi)),
+            (Tag(a), Tag(b)) => a.cmp(b),
+            (Day(a), Day(b)) => a.cmp(b),
+            (Time(a), Time(b)) => a.cmp(b),
+            (Spark(a), Spark(b)) => a.iter().sum::<u64>().cmp(&b.iter().sum::<u64>()),
+            (Sev(a), Sev(b)) => a.cmp(b),
+            _ => Ordering::Equal,
+        }
+    }
+
+    /// Plain text of the cell (exports, copy, filter).
+    pub fn plain(&self) -> String {
+        match self {
+            Cell::Text(s) => s.clone(),
+            Cell::Num(n) => n.to_string(),
+            Cell::Bytes(b) => human_bytes(*b),
+            Cell::Risk(r) => format!("{} {}", r, r.level().label()),
+            Cell::UserRisk(s, ir) => format!("{s} {}", ir.as_str()),
+            Cell::Tag(t) => t.label().to_string(),
+            Cell::Day(d) => d.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+            Cell::Time(t) => chrono::DateTime::from_timestamp(*t, 0)
+                .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+            Cell::Spark(v) => format!("{}", v.iter().sum::<u64>()),
+            Cell::Sev(s) => s.as_str().to_string(),
+        }
+    }
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const U: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < U.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else if v >= 100.0 {
+        format!("{v:.0} {}", U[i])
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub title: &'static str,
+    /// Preferred width in cells.
+    pub width: u16,
+    /// 0 = always shown; higher numbers are dropped first when space runs out.
+    pub priority: u8,
+    pub numeric: bool,
+}
+
+pub const fn col(title: &'static str, width: u16, priority: u8, numeric: bool) -> Column {
+    Column { title, width, priority, numeric }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub cells: Vec<Cell>,
+    /// What Enter opens.
+    pub target: Option<Route>,
+    /// The text the fuzzy filter matches against.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub title: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Row>,
+    /// Initial sort: (column, descending).
+    pub default_sort: Option<(usize, bool)>,
+}
+
+/// A table plus everything the analyst did to it; kept per pivot step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableView {
+    pub table: Table,
+    pub filter: String,
+    pub sort: Option<(usize, bool)>,
+    /// Indices into `table.rows`, filtered and sorted.
+    pub visible: Vec<usize>,
+    /// Index into `visible`.
+    pub selected: usize,
+    /// First visible row on screen.
+    pub offset: usize,
+    /// Marked rows (indices into `table.rows`).
+    pub marks: BTreeSet<usize>,
+}
+
+impl TableView {
+    pub fn new(table: Table) -> TableView {
+        let sort = table.default_sort;
+        let mut v = TableView {
+            table,
+            filter: String::new(),
+            sort,
+            visible: Vec::new(),
+            selected: 0,
+            offset: 0,
+            marks: BTreeSet::new(),
+        };
+        v.recompute();
+        v
+    }
+
+    /// Re-applies filter and sort, keeping the selected row selected when it survives.
+    pub fn recompute(&mut self) {
+        let keep = self.selected_row_index();
+        let mut visible: Vec<usize> = if self.filter.trim().is_empty() {
+            (0..self.table.rows.len()).collect()
+        } else {
+            let mut matcher = Matcher::new(Config::DEFAULT);
+            let pattern = Pattern::parse(&self.filter, CaseMatching::Ignore, Normalization::Smart);
+            let mut buf = Vec::new();
+            let mut scored: Vec<(u32, usize)> = self
+                .table
+                .rows
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| pattern.score(Utf32Str::new(&r.key, &mut buf), &mut matcher).map(|s| (s, i)))
+                .collect();
+            if self.sort.is_none() {
+                scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            }
+            scored.into_iter().map(|(_, i)| i).collect()
+        };
+        if let Some((c, desc)) = self.sort {
+            let rows = &self.table.rows;
+            visible.sort_by(|&a, &b| {
+                let (ca, cb) = (rows[a].cells.get(c), rows[b].cells.get(c));
+                let o = match (ca, cb) {
+                    (Some(x), Some(y)) => x.cmp_key(y),
+                    _ => Ordering::Equal,
+                };
+                let o = if desc { o.reverse() } else { o };
+                o.then(a.cmp(&b))
+            });
+        }
+        self.visible = visible;
+        self.selected = keep
+            .and_then(|k| self.visible.iter().position(|&i| i == k))
+            .unwrap_or(0)
+            .min(self.visible.len().saturating_sub(1));
+    }
+
+    pub fn selected_row_index(&self) -> Option<usize> {
+        self.visible.get(self.selected).copied()
+    }
+
+    pub fn selected_row(&self) -> Option<&Row> {
+        self.selected_row_index().and_then(|i| self.table.rows.get(i))
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        if self.visible.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        let max = self.visible.len() as isize - 1;
+        self.selected = (self.selected as isize + delta).clamp(0, max) as usize;
+    }
+
+    pub fn select_last(&mut self) {
+        self.selected = self.visible.len().saturating_sub(1);
+    }
+
+    /// Keeps the selection on screen for a body of `height` rows.
+    pub fn scroll_into_view(&mut self, height: usize) {
+        let h = height.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + h {
+            self.offset = self.selected + 1 - h;
+        }
+        let max_offset = self.visible.len().saturating_sub(h);
+        self.offset = self.offset.min(max_offset);
+    }
+
+    /// Sorts by `column`; the same column again flips the direction.
+    pub fn sort_by(&mut self, column: usize) {
+        if column >= self.table.columns.len() {
+            return;
+        }
+        self.sort = match self.sort {
+            Some((c, desc)) if c == column => Some((c, !desc)),
+            _ => Some((column, self.table.columns[column].numeric)),
+        };
+        self.recompute();
+    }
+
+    pub fn toggle_mark(&mut self) {
+        if let Some(i) = self.selected_row_index()
+            && !self.marks.remove(&i)
+        {
+            self.marks.insert(i);
+        }
+    }
+
+    /// Marks or returns the rows an action applies to: the marked ones, else the selected one.
+    pub fn action_rows(&self) -> Vec<&Row> {
+        if self.marks.is_empty() {
+            self.selected_row().into_iter().collect()
+        } else {
+            self.marks.iter().filter_map(|&i| self.table.rows.get(i)).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> TableView {
+        let rows = ["dropbox", "box", "mega", "google drive"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Row {
+                cells: vec![Cell::Text(n.to_string()), Cell::Bytes((i as u64 + 1) * 1000)],
+                target: None,
+                key: n.to_string(),
+            })
+            .collect();
+        TableView::new(Table {
+            title: "apps".into(),
+            columns: vec![col("Name", 10, 0, false), col("Up", 8, 1, true)],
+            rows,
+            default_sort: Some((1, true)),
+        })
+    }
+
+    #[test]
+    fn sorts_numerically_and_flips() {
+        let mut v = t();
+        let names = |v: &TableView| v.visible.iter().map(|&i| v.table.rows[i].key.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&v), ["google drive", "mega", "box", "dropbox"]);
+        v.sort_by(1);
+        assert_eq!(names(&v), ["dropbox", "box", "mega", "google drive"]);
+        v.sort_by(0);
+        assert_eq!(names(&v), ["box", "dropbox", "google drive", "mega"]);
+    }
+
+    #[test]
+    fn fuzzy_filter_keeps_selection() {
+        let mut v = t();
+        v.move_by(2); // "box"
+        assert_eq!(v.selected_row().unwrap().key, "box");
+        v.filter = "bx".into();
+        v.recompute();
+        let names: Vec<_> = v.visible.iter().map(|&i| v.table.rows[i].key.as_str()).collect();
+        assert_eq!(names, ["box", "dropbox"]);
+        assert_eq!(v.selected_row().unwrap().key, "box");
+        v.filter = "zzz".into();
+        v.recompute();
+        assert!(v.selected_row().is_none());
+        v.move_by(1);
+        assert_eq!(v.selected, 0);
+    }
+
+    #[test]
+    fn scrolling_keeps_selection_visible() {
+        let mut v = t();
+        v.select_last();
+        v.scroll_into_view(2);
+        assert_eq!(v.offset, 2);
+        v.move_by(-3);
+        v.scroll_into_view(2);
+        assert_eq!(v.offset, 0);
+        assert_eq!(human_bytes(1_500_000_000), "1.5 GB");
+        assert_eq!(human_bytes(999), "999 B");
+    }
+}

@@ -1,0 +1,564 @@
+//! The reducer: (state, message) → new state + effects. Pure: no I/O, no clock.
+use super::keymap::{Action, Key, action_for};
+use super::table::{Cell, TableView};
+use super::{Effect, EntityKind, Entry, Mode, Msg, Pending, Route, Session, State, Status, ViewData};
+use crate::domain::{AppId, Period, Tag};
+use crossterm::event::KeyCode;
+
+pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Key(key) => on_key(state, key),
+        Msg::Resize { width, height } => {
+            state.width = width;
+            state.height = height;
+            keep_selection_visible(state);
+            Vec::new()
+        }
+        Msg::Loaded { req, data } => {
+            if let Some(e) = state.stack.iter_mut().find(|e| e.pending == Some(req)) {
+                install(e, *data);
+            }
+            keep_selection_visible(state);
+            Vec::new()
+        }
+        Msg::LoadFailed { req, error } => {
+            if let Some(e) = state.stack.iter_mut().find(|e| e.pending == Some(req)) {
+                e.pending = None;
+                e.error = Some(error.clone());
+            }
+            set_status(state, error, true);
+            Vec::new()
+        }
+        Msg::Done { text } => {
+            set_status(state, text, false);
+            for e in &mut state.stack {
+                e.stale = true;
+            }
+            reload_current(state)
+        }
+        Msg::Failed { error } => {
+            set_status(state, error, true);
+            Vec::new()
+        }
+        Msg::Open(route) => push(state, route),
+        Msg::Scroll(n) => {
+            if let Some(t) = state.current_mut().focused_mut() {
+                t.move_by(isize::from(n) * 3);
+            }
+            keep_selection_visible(state);
+            Vec::new()
+        }
+        Msg::Click { row, .. } => {
+            click(state, row);
+            Vec::new()
+        }
+    }
+}
+
+fn set_status(state: &mut State, text: String, error: bool) {
+    state.status = Some(Status { text, error });
+}
+
+fn next_req(state: &mut State) -> u64 {
+    let r = state.next_req;
+    state.next_req += 1;
+    r
+}
+
+/// Loads (or reloads) the current entry.
+pub fn reload_current(state: &mut State) -> Vec<Effect> {
+    let req = next_req(state);
+    let period = state.period;
+    let e = state.current_mut();
+    e.pending = Some(req);
+    e.stale = false;
+    vec![Effect::Load { req, route: e.route, period }]
+}
+
+/// The first message: load the starting view.
+pub fn start(state: &mut State) -> Vec<Effect> {
+    reload_current(state)
+}
+
+/// Puts loaded data into an entry, keeping the analyst's filter, sort and selection per table.
+fn install(e: &mut Entry, data: ViewData) {
+    let old = std::mem::take(&mut e.tables);
+    e.tables = data
+        .tables
+        .iter()
+        .map(|t| {
+            let mut v = TableView::new(t.clone());
+            if let Some(o) = old.iter().find(|o| o.table.title == t.title) {
+                let selected_key = o.selected_row().map(|r| r.key.clone());
+                v.filter = o.filter.clone();
+                v.sort = o.sort;
+                v.offset = o.offset;
+                v.recompute();
+                if let Some(k) = selected_key
+                    && let Some(pos) = v.visible.iter().position(|&i| v.table.rows[i].key == k)
+                {
+                    v.selected = pos;
+                }
+            }
+            v
+        })
+        .collect();
+    e.pane = e.pane.min(e.tables.len().saturating_sub(1));
+    e.data = Some(data);
+    e.pending = None;
+    e.error = None;
+}
+
+fn keep_selection_visible(state: &mut State) {
+    let h = state.body_rows();
+    if let Some(t) = state.current_mut().focused_mut() {
+        t.scroll_into_view(h);
+    }
+}
+
+/// Opens a route as a new pivot step (dropping any "forward" steps).
+pub fn push(state: &mut State, route: Route) -> Vec<Effect> {
+    if state.current().route == route {
+        return Vec::new();
+    }
+    state.stack.truncate(state.cursor + 1);
+    state.stack.push(Entry::new(route));
+    state.cursor = state.stack.len() - 1;
+    state.mode = Mode::Normal;
+    reload_current(state)
+}
+
+fn go_to(state: &mut State, cursor: usize) -> Vec<Effect> {
+    state.cursor = cursor.min(state.stack.len() - 1);
+    if state.current().stale || state.current().data.is_none() { reload_current(state) } else { Vec::new() }
+}
+
+fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
+    // Ctrl-C always quits, whatever the mode.
+    if key == Key::ctrl('c') {
+        return quit(state);
+    }
+    match state.mode.clone() {
+        Mode::Normal => match action_for(key) {
+            Some(a) => on_action(state, a),
+            None => Vec::new(),
+        },
+        Mode::Help => {
+            state.mode = Mode::Normal;
+            Vec::new()
+        }
+        Mode::Filter => on_filter_key(state, key),
+        Mode::Command { input, .. } => on_command_key(state, input, key),
+        Mode::Confirm(p) => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                state.mode = Mode::Normal;
+                match p {
+                    Pending::Tag { apps, tag, .. } => {
+                        vec![Effect::SetTag { apps: apps.into_iter().map(|(id, _)| id).collect(), tag }]
+                    }
+                }
+            }
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                state.mode = Mode::Normal;
+                set_status(state, "Cancelled: nothing changed.".into(), false);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Mode::History { selected } => match key.code {
+            KeyCode::Char('j') | KeyCode::Down => {
+                state.mode = Mode::History { selected: (selected + 1).min(state.stack.len() - 1) };
+                Vec::new()
+            }
+            KeyCode::Char('k') | KeyCode::Up => {
+                state.mode = Mode::History { selected: selected.saturating_sub(1) };
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                state.mode = Mode::Normal;
+                go_to(state, selected)
+            }
+            _ => {
+                state.mode = Mode::Normal;
+                Vec::new()
+            }
+        },
+    }
+}
+
+fn quit(state: &mut State) -> Vec<Effect> {
+    state.quit = true;
+    let session = Session { route: Some(route_name(state.current().route)), period_days: state.period.days };
+    vec![Effect::SaveSession(session), Effect::Quit]
+}
+
+/// Name of a top-level route for the session file (detail pages restore as their list).
+pub fn route_name(r: Route) -> String {
+    match r {
+        Route::Dashboard => "dashboard",
+        Route::Apps | Route::App(_) => "apps",
+        Route::Users | Route::User(_) | Route::UserOnDevice(..) => "users",
+        Route::Devices | Route::Device(_) => "devices",
+        Route::Alerts => "alerts",
+        Route::Audit => "audit",
+    }
+    .into()
+}
+
+pub fn route_from_name(s: &str) -> Option<Route> {
+    Some(match s.trim().trim_start_matches(':') {
+        "dashboard" | "dash" | "home" => Route::Dashboard,
+        "apps" | "app" => Route::Apps,
+        "users" | "user" => Route::Users,
+        "devices" | "device" | "dev" => Route::Devices,
+        "alerts" | "alert" => Route::Alerts,
+        "audit" | "log" => Route::Audit,
+        _ => return None,
+    })
+}
+
+fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
+    let page = state.body_rows().saturating_sub(1).max(1) as isize;
+    let mut effects = Vec::new();
+    match action {
+        Action::Quit => return quit(state),
+        Action::Help => state.mode = Mode::Help,
+        Action::Up => move_sel(state, -1),
+        Action::Down => move_sel(state, 1),
+        Action::PageUp => move_sel(state, -page),
+        Action::PageDown => move_sel(state, page),
+        Action::Top => move_sel(state, isize::MIN / 2),
+        Action::Bottom => move_sel(state, isize::MAX / 2),
+        Action::Open => {
+            let target = state.current().focused().and_then(|t| t.selected_row()).and_then(|r| r.target);
+            if let Some(route) = target {
+                effects = push(state, route);
+            }
+        }
+        Action::Back => {
+            if state.cursor > 0 {
+                effects = go_to(state, state.cursor - 1);
+            }
+        }
+        Action::Forward => {
+            if state.cursor + 1 < state.stack.len() {
+                effects = go_to(state, state.cursor + 1);
+            }
+        }
+        Action::History => state.mode = Mode::History { selected: state.cursor },
+        Action::Filter => {
+            if state.current().focused().is_some() {
+                state.mode = Mode::Filter;
+            }
+        }
+        Action::Command => state.mode = Mode::Command { input: String::new(), error: None },
+        Action::NextPane | Action::PrevPane => {
+            let e = state.current_mut();
+            let n = e.tables.len().max(1);
+            e.pane = if action == Action::NextPane { (e.pane + 1) % n } else { (e.pane + n - 1) % n };
+        }
+        Action::SortNext => {
+            if let Some(t) = state.current_mut().focused_mut() {
+                let next = t.sort.map(|(c, _)| (c + 1) % t.table.columns.len().max(1)).unwrap_or(0);
+                t.sort = None;
+                t.sort_by(next);
+            }
+        }
+        Action::SortReverse => {
+            if let Some(t) = state.current_mut().focused_mut() {
+                let c = t.sort.map(|(c, _)| c).unwrap_or(0);
+                t.sort_by(c);
+            }
+        }
+        Action::Mark => {
+            if let Some(t) = state.current_mut().focused_mut() {
+                t.toggle_mark();
+                t.move_by(1);
+            }
+        }
+        Action::TagSanctioned => effects = ask_tag(state, Tag::Sanctioned),
+        Action::TagUnsanctioned => effects = ask_tag(state, Tag::Unsanctioned),
+        Action::TagMonitored => effects = ask_tag(state, Tag::Monitored),
+        Action::TagClear => effects = ask_tag(state, Tag::None),
+        Action::Undo => {
+            if state.read_only {
+                set_status(state, "Read-only session: undo is disabled.".into(), true);
+            } else {
+                effects.push(Effect::Undo);
+            }
+        }
+        Action::Period => {
+            let i = Period::PRESETS.iter().position(|p| *p == state.period).map(|i| i + 1).unwrap_or(0);
+            effects = set_period(state, Period::PRESETS[i % Period::PRESETS.len()]);
+        }
+        Action::CrossFilter => {
+            if let Route::User(u) = state.current().route {
+                if let Some(Route::Device(d)) =
+                    state.current().focused().and_then(|t| t.selected_row()).and_then(|r| r.target)
+                {
+                    effects = push(state, Route::UserOnDevice(u, d));
+                }
+            } else {
+                set_status(state, "Cross-filter: select a device on a user's page first.".into(), true);
+            }
+        }
+        Action::Copy => {
+            if let Some(Cell::Text(s)) =
+                state.current().focused().and_then(|t| t.selected_row()).and_then(|r| r.cells.first())
+            {
+                let s = s.clone();
+                set_status(state, format!("Copied {}", crate::sanitize::display_safe_truncated(&s, 60)), false);
+                effects.push(Effect::Copy(s));
+            }
+        }
+        Action::Mouse => {
+            state.mouse = !state.mouse;
+            set_status(
+                state,
+                format!("Mouse {}", if state.mouse { "on (Shift-drag selects text)" } else { "off" }),
+                false,
+            );
+            effects.push(Effect::SetMouse(state.mouse));
+        }
+        Action::Refresh => effects = reload_current(state),
+        Action::GoDashboard => effects = push(state, Route::Dashboard),
+        Action::GoApps => effects = push(state, Route::Apps),
+        Action::GoUsers => effects = push(state, Route::Users),
+        Action::GoDevices => effects = push(state, Route::Devices),
+        Action::GoAlerts => effects = push(state, Route::Alerts),
+        Action::GoAudit => effects = push(state, Route::Audit),
+    }
+    keep_selection_visible(state);
+    effects
+}
+
+fn set_period(state: &mut State, p: Period) -> Vec<Effect> {
+    state.period = p;
+    set_status(state, format!("Period: {}", p.label()), false);
+    for e in &mut state.stack {
+        e.stale = true;
+    }
+    reload_current(state)
+}
+
+fn move_sel(state: &mut State, delta: isize) {
+    if let Some(t) = state.current_mut().focused_mut() {
+        t.move_by(delta);
+    }
+}
+
+/// Apps the tag keys act on: marked app rows, else the selected app row, else the app whose
+/// page this is.
+fn tag_targets(state: &State) -> Vec<(AppId, String, u64)> {
+    let e = state.current();
+    let mut out = Vec::new();
+    if let Some(t) = e.focused() {
+        let users_col = t.table.columns.iter().position(|c| c.title == "Users");
+        for r in t.action_rows() {
+            if let Some(Route::App(id)) = r.target {
+                let users = match users_col.and_then(|c| r.cells.get(c)) {
+                    Some(Cell::Num(n)) => *n as u64,
+                    _ => 0,
+                };
+                out.push((id, r.cells.first().map(Cell::plain).unwrap_or_default(), users));
+            }
+        }
+    }
+    if out.is_empty()
+        && let (Route::App(id), Some(d)) = (e.route, &e.data)
+    {
+        out.push((id, d.label.clone(), e.tables.first().map(|t| t.table.rows.len() as u64).unwrap_or(0)));
+    }
+    out
+}
+
+fn ask_tag(state: &mut State, tag: Tag) -> Vec<Effect> {
+    if state.read_only {
+        set_status(state, "Read-only session (--read-only): tagging is disabled.".into(), true);
+        return Vec::new();
+    }
+    let targets = tag_targets(state);
+    if targets.is_empty() {
+        set_status(state, "Select an app (Apps view, or an app row) to tag it.".into(), true);
+        return Vec::new();
+    }
+    let users_affected = targets.iter().map(|t| t.2).sum();
+    state.mode = Mode::Confirm(Pending::Tag {
+        apps: targets.into_iter().map(|(id, name, _)| (id, name)).collect(),
+        tag,
+        users_affected,
+    });
+    Vec::new()
+}
+
+fn on_filter_key(state: &mut State, key: Key) -> Vec<Effect> {
+    let Some(t) = state.current_mut().focused_mut() else {
+        state.mode = Mode::Normal;
+        return Vec::new();
+    };
+    match key.code {
+        KeyCode::Enter => state.mode = Mode::Normal,
+        KeyCode::Esc => {
+            t.filter.clear();
+            t.recompute();
+            state.mode = Mode::Normal;
+        }
+        KeyCode::Backspace => {
+            t.filter.pop();
+            t.recompute();
+        }
+        KeyCode::Char(c) if !key.ctrl => {
+            t.filter.push(c);
+            t.recompute();
+        }
+        KeyCode::Down => t.move_by(1),
+        KeyCode::Up => t.move_by(-1),
+        _ => {}
+    }
+    keep_selection_visible(state);
+    Vec::new()
+}
+
+/// Commands the `:` line knows, for completion and help.
+pub const COMMANDS: &[&str] = &[
+    "dashboard",
+    "apps",
+    "users",
+    "devices",
+    "alerts",
+    "audit",
+    "user ",
+    "app ",
+    "device ",
+    "period ",
+    "tag ",
+    "export csv ",
+    "export json ",
+    "import ",
+    "sync",
+    "q",
+];
+
+fn complete(input: &str) -> Option<String> {
+    let matches: Vec<&&str> = COMMANDS.iter().filter(|c| c.starts_with(input) && c.len() > input.len()).collect();
+    match matches.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
+fn on_command_key(state: &mut State, mut input: String, key: Key) -> Vec<Effect> {
+    match key.code {
+        KeyCode::Esc => {
+            state.mode = Mode::Normal;
+            Vec::new()
+        }
+        KeyCode::Enter => {
+            state.mode = Mode::Normal;
+            run_command(state, input.trim())
+        }
+        KeyCode::Tab => {
+            if let Some(c) = complete(&input) {
+                input = c;
+            }
+            state.mode = Mode::Command { input, error: None };
+            Vec::new()
+        }
+        KeyCode::Backspace => {
+            if input.pop().is_none() {
+                state.mode = Mode::Normal;
+            } else {
+                state.mode = Mode::Command { input, error: None };
+            }
+            Vec::new()
+        }
+        KeyCode::Char(c) if !key.ctrl => {
+            input.push(c);
+            state.mode = Mode::Command { input, error: None };
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn command_error(state: &mut State, input: &str, error: &str) -> Vec<Effect> {
+    state.mode = Mode::Command { input: input.to_string(), error: Some(error.to_string()) };
+    Vec::new()
+}
+
+pub fn run_command(state: &mut State, input: &str) -> Vec<Effect> {
+    let (cmd, rest) = input.split_once(' ').map(|(c, r)| (c, r.trim())).unwrap_or((input, ""));
+    if rest.is_empty()
+        && let Some(route) = route_from_name(cmd)
+    {
+        return push(state, route);
+    }
+    match cmd {
+        "q" | "quit" => quit(state),
+        "user" | "app" | "device" if !rest.is_empty() => {
+            let kind = match cmd {
+                "user" => EntityKind::User,
+                "app" => EntityKind::App,
+                _ => EntityKind::Device,
+            };
+            vec![Effect::Resolve { kind, needle: rest.to_string() }]
+        }
+        "period" => match Period::parse(rest) {
+            Some(p) => set_period(state, p),
+            None => command_error(state, input, "period: use 24h, 7d, 30d, 90d, all or Nd"),
+        },
+        "tag" => {
+            let mut parts = rest.rsplitn(2, ' ');
+            match (parts.next().and_then(Tag::parse), parts.next()) {
+                (Some(tag), Some(app)) if !state.read_only => {
+                    vec![Effect::TagByName { needle: app.trim().to_string(), tag }]
+                }
+                (Some(_), Some(_)) => command_error(state, input, "read-only session: tagging is disabled"),
+                _ => command_error(state, input, "tag: :tag APP sanctioned|unsanctioned|monitored|none"),
+            }
+        }
+        "export" => {
+            let (fmt, path) = rest.split_once(' ').map(|(f, p)| (f, p.trim())).unwrap_or((rest, ""));
+            let csv = match fmt {
+                "csv" => true,
+                "json" => false,
+                _ => return command_error(state, input, "export: :export csv|json FILE"),
+            };
+            if path.is_empty() {
+                return command_error(state, input, "export: name a file");
+            }
+            match state.current().focused() {
+                Some(t) => {
+                    let mut table = t.table.clone();
+                    table.rows = t.visible.iter().filter_map(|&i| t.table.rows.get(i).cloned()).collect();
+                    vec![Effect::Export { path: path.to_string(), csv, table }]
+                }
+                None => command_error(state, input, "export: nothing to export here"),
+            }
+        }
+        "import" if !rest.is_empty() => {
+            if state.read_only {
+                return command_error(state, input, "read-only session: import is disabled");
+            }
+            vec![Effect::Import { path: rest.to_string() }]
+        }
+        "sync" => {
+            set_status(state, "Sync: run `shadowscope sync` (console sync arrives with the sync engine).".into(), true);
+            Vec::new()
+        }
+        _ => command_error(state, input, "unknown command (Tab completes; ? lists keys)"),
+    }
+}
+
+fn click(state: &mut State, row: u16) {
+    // Rows above the table body: header, crumbs, detail header, block border, column titles.
+    let top = 2 + if state.current().route.is_list() { 0 } else { super::detail_header_height(state.current()) } + 2;
+    let Some(t) = state.current_mut().focused_mut() else { return };
+    let r = row as usize;
+    if r >= top {
+        let target = t.offset + (r - top);
+        if target < t.visible.len() {
+            t.selected = target;
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! Pure builders: typed rows from the cache → the tables and facts a view shows. The runtime
+//! runs the queries and hands the rows here; nothing here touches SQLite.
+use super::table::{Cell, Row, Table, col, human_bytes};
+use super::{Dashboard, Route, ViewData};
+use crate::catalog::RiskBreakdown;
+use crate::domain::{Day, IdentityRisk, RiskLevel, Severity, Tag};
+use crate::store::audit::AuditEntry;
+use crate::store::queries::{AlertRow, AppRow, DayPoint, DeviceRow, DomainRow, EdgeRow, UsageRow, UserRow};
+
+fn text(s: &str) -> Cell {
+    Cell::Text(s.to_string())
+}
+
+pub fn apps_table(rows: &[AppRow], title: &str) -> Table {
+    Table {
+        title: title.into(),
+        columns: vec![
+            col("App", 22, 0, false),
+            col("Category", 15, 2, false),
+            col("Risk", 8, 0, true),
+            col("Tag", 8, 0, false),
+            col("Users", 6, 1, true),
+            col("Devices", 7, 4, true),
+            col("Traffic", 9, 3, true),
+            col("Upload", 9, 1, true),
+            col("Trans.", 8, 5, true),
+            col("First seen", 10, 6, false),
+            col("Last seen", 10, 5, false),
+            col("Trend", 14, 4, true),
+        ],
+        rows: rows
+            .iter()
+            .map(|a| Row {
+                cells: vec![
+                    text(&a.name),
+                    text(&a.category),
+                    Cell::Risk(a.score),
+                    Cell::Tag(a.tag),
+                    Cell::Num(a.users as i64),
+                    Cell::Num(a.devices as i64),
+                    Cell::Bytes(a.bytes_up + a.bytes_down),
+                    Cell::Bytes(a.bytes_up),
+                    Cell::Num(a.transactions as i64),
+                    Cell::Day(a.first_day),
+                    Cell::Day(a.last_day),
+                    Cell::Spark(a.trend.clone()),
+                ],
+                target: Some(Route::App(a.id)),
+                key: format!("{} {} {}", a.name, a.category, a.key),
+            })
+            .collect(),
+        default_sort: Some((7, true)),
+    }
+}
+
+pub fn users_table(rows: &[UserRow]) -> Table {
+    Table {
+        title: "Users".into(),
+        columns: vec![
+            col("User", 30, 0, false),
+            col("Risk", 11, 0, true),
+            col("Department", 11, 4, false),
+            col("Devices", 7, 1, true),
+            col("Apps", 5, 2, true),
+            col("Upload", 9, 3, true),
+            col("Unsanct. up", 11, 1, true),
+            col("Alerts", 6, 2, true),
+            col("Last seen", 10, 5, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|u| Row {
+                cells: vec![
+                    text(&u.upn),
+                    Cell::UserRisk(u.score, u.identity_risk),
+                    text(&u.department),
+                    Cell::Num(u.devices as i64),
+                    Cell::Num(u.apps as i64),
+                    Cell::Bytes(u.bytes_up),
+                    Cell::Bytes(u.unsanctioned_up),
+                    Cell::Num(u.alerts as i64),
+                    Cell::Day(u.last_day),
+                ],
+                target: Some(Route::User(u.id)),
+                key: format!("{} {} {}", u.upn, u.display_name, u.department),
+            })
+            .collect(),
+        default_sort: Some((1, true)),
+    }
+}
+
+pub fn devices_table(rows: &[DeviceRow]) -> Table {
+    Table {
+        title: "Devices".into(),
+        columns: vec![
+            col("Device", 18, 0, false),
+            col("OS", 12, 2, false),
+            col("Group", 11, 3, false),
+            col("Exposure", 8, 4, false),
+            col("Users", 6, 0, true),
+            col("Apps", 5, 1, true),
+            col("Upload", 9, 2, true),
+            col("Last seen", 10, 3, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|d| Row {
+                cells: vec![
+                    text(&d.name),
+                    text(&d.os),
+                    text(&d.group),
+                    text(&d.exposure),
+                    Cell::Num(d.users as i64),
+                    Cell::Num(d.apps as i64),
+                    Cell::Bytes(d.bytes_up),
+                    Cell::Day(d.last_day),
+                ],
+                target: Some(Route::Device(d.id)),
+                key: format!("{} {} {}", d.name, d.os, d.group),
+            })
+            .collect(),
+        default_sort: Some((4, true)),
+    }
+}
+
+fn day_of(ts: i64) -> Option<Day> {
+    Some(Day::from_unix(ts))
+}
+
+/// Devices of a user (each opens the device).
+pub fn edges_as_devices(rows: &[EdgeRow]) -> Table {
+    Table {
+        title: "Devices".into(),
+        columns: vec![
+            col("Device", 18, 0, false),
+            col("Source", 12, 2, false),
+            col("Logons", 6, 1, true),
+            col("First seen", 10, 3, false),
+            col("Last seen", 10, 1, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|e| Row {
+                cells: vec![
+                    text(&e.device_name),
+                    text(&e.sources),
+                    Cell::Num(e.logons as i64),
+                    Cell::Day(day_of(e.first_seen)),
+                    Cell::Day(day_of(e.last_seen)),
+                ],
+                target: Some(Route::Device(e.device)),
+                key: e.device_name.clone(),
+            })
+            .collect(),
+        default_sort: Some((4, true)),
+    }
+}
+
+/// Users of a device (each opens the user).
+pub fn edges_as_users(rows: &[EdgeRow]) -> Table {
+    Table {
+        title: "Users".into(),
+        columns: vec![
+            col("User", 28, 0, false),
+            col("Id. risk", 8, 0, false),
+            col("Source", 12, 3, false),
+            col("Logons", 6, 1, true),
+            col("First seen", 10, 4, false),
+            col("Last seen", 10, 2, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|e| Row {
+                cells: vec![
+                    text(&e.upn),
+                    text(e.identity_risk.as_str()),
+                    text(&e.sources),
+                    Cell::Num(e.logons as i64),
+                    Cell::Day(day_of(e.first_seen)),
+                    Cell::Day(day_of(e.last_seen)),
+                ],
+                target: Some(Route::User(e.user)),
+                key: e.upn.clone(),
+            })
+            .collect(),
+        default_sort: Some((5, true)),
+    }
+}
+
+/// Apps used by a user or device.
+pub fn usage_as_apps(rows: &[UsageRow], title: &str) -> Table {
+    Table {
+        title: title.into(),
+        columns: vec![
+            col("App", 22, 0, false),
+            col("Category", 15, 3, false),
+            col("Risk", 8, 0, true),
+            col("Tag", 8, 0, false),
+            col("Upload", 9, 1, true),
+            col("Download", 9, 2, true),
+            col("Trans.", 7, 4, true),
+            col("Last seen", 10, 2, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|r| Row {
+                cells: vec![
+                    text(&r.app_name),
+                    text(&r.category),
+                    Cell::Risk(r.score),
+                    Cell::Tag(r.tag),
+                    Cell::Bytes(r.bytes_up),
+                    Cell::Bytes(r.bytes_down),
+                    Cell::Num(r.transactions as i64),
+                    Cell::Day(Some(r.last_day)),
+                ],
+                target: Some(Route::App(r.app)),
+                key: format!("{} {}", r.app_name, r.category),
+            })
+            .collect(),
+        default_sort: Some((4, true)),
+    }
+}
+
+/// Users or devices of an app (`users` picks which the ids are).
+pub fn usage_as_entities(rows: &[UsageRow], users: bool) -> Table {
+    Table {
+        title: if users { "Users" } else { "Devices" }.into(),
+        columns: vec![
+            col(if users { "User" } else { "Device" }, 28, 0, false),
+            col("Upload", 9, 0, true),
+            col("Download", 9, 2, true),
+            col("Trans.", 7, 3, true),
+            col("First seen", 10, 4, false),
+            col("Last seen", 10, 1, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|r| Row {
+                cells: vec![
+                    text(&r.other_name),
+                    Cell::Bytes(r.bytes_up),
+                    Cell::Bytes(r.bytes_down),
+                    Cell::Num(r.transactions as i64),
+                    Cell::Day(Some(r.first_day)),
+                    Cell::Day(Some(r.last_day)),
+                ],
+                target: Some(if users {
+                    Route::User(crate::domain::UserId(r.other_id))
+                } else {
+                    Route::Device(crate::domain::DeviceId(r.other_id))
+                }),
+                key: r.other_name.clone(),
+            })
+            .collect(),
+        default_sort: Some((1, true)),
+    }
+}
+
+pub fn alerts_table(rows: &[AlertRow]) -> Table {
+    Table {
+        title: "Alerts".into(),
+        columns: vec![
+            col("Severity", 8, 0, true),
+            col("Alert", 34, 0, false),
+            col("User", 24, 1, false),
+            col("App", 16, 1, false),
+            col("Device", 14, 3, false),
+            col("Count", 5, 2, true),
+            col("Status", 9, 2, false),
+            col("Last seen", 16, 4, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|a| Row {
+                cells: vec![
+                    Cell::Sev(a.severity),
+                    text(&a.title),
+                    text(&a.upn),
+                    text(&a.app_name),
+                    text(&a.device_name),
+                    Cell::Num(a.count as i64),
+                    text(&a.status),
+                    Cell::Time(a.last_seen),
+                ],
+                target: a.user.map(Route::User).or(a.app.map(Route::App)).or(a.device.map(Route::Device)),
+                key: format!("{} {} {} {}", a.title, a.upn, a.app_name, a.policy),
+            })
+            .collect(),
+        default_sort: None,
+    }
+}
+
+pub fn audit_table(rows: &[AuditEntry]) -> Table {
+    Table {
+        title: "Audit log".into(),
+        columns: vec![
+            col("When", 16, 0, false),
+            col("Who", 10, 1, false),
+            col("Action", 9, 0, false),
+            col("Target", 22, 0, false),
+            col("Old", 12, 1, false),
+            col("New", 12, 0, false),
+            col("Detail", 30, 3, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|e| Row {
+                cells: vec![
+                    Cell::Time(e.ts),
+                    text(&e.actor),
+                    text(&if e.undone_by.is_some() { format!("{} (undone)", e.action) } else { e.action.clone() }),
+                    text(&e.target),
+                    text(&e.old_value),
+                    text(&e.new_value),
+                    text(&e.detail),
+                ],
+                target: None,
+                key: format!("{} {} {} {}", e.actor, e.action, e.target, e.new_value),
+            })
+            .collect(),
+        default_sort: None,
+    }
+}
+
+fn series(points: &[DayPoint], up_only: bool) -> Vec<u64> {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else { return Vec::new() };
+    let mut out = vec![0; (last.day.0 - first.day.0 + 1).clamp(1, 400) as usize];
+    for p in points {
+        if let Some(slot) = out.get_mut((p.day.0 - first.day.0) as usize) {
+            *slot = if up_only { p.bytes_up } else { p.bytes_up + p.bytes_down };
+        }
+    }
+    out
+}
+
+fn totals(points: &[DayPoint]) -> (u64, u64) {
+    points.iter().fold((0, 0), |(u, d), p| (u + p.bytes_up, d + p.bytes_down))
+}
+
+pub struct UserDetailRows<'a> {
+    pub user: &'a UserRow,
+    pub devices: &'a [EdgeRow],
+    pub apps: &'a [UsageRow],
+    pub alerts: &'a [AlertRow],
+    pub timeline: &'a [DayPoint],
+}
+
+pub fn user_detail(r: UserDetailRows<'_>) -> ViewData {
+    let u = r.user;
+    ViewData {
+        label: u.upn.clone(),
+        facts: vec![
+            ("User".into(), format!("{} ({})", u.upn, u.display_name)),
+            ("Department".into(), u.department.clone()),
+            ("Risk".into(), format!("{} / 100 · identity risk {}", u.score, u.identity_risk.as_str())),
+            ("Devices · apps".into(), format!("{} · {}", r.devices.len(), r.apps.len())),
+            ("Upload".into(), format!("{} (unsanctioned {})", human_bytes(u.bytes_up), human_bytes(u.unsanctioned_up))),
+            ("Open alerts".into(), u.alerts.to_string()),
+        ],
+        notes: Vec::new(),
+        trend: series(r.timeline, true),
+        tables: vec![edges_as_devices(r.devices), usage_as_apps(r.apps, "Apps"), alerts_table(r.alerts)],
+        dashboard: None,
+    }
+}
+
+pub struct DeviceDetailRows<'a> {
+    pub device: &'a DeviceRow,
+    pub users: &'a [EdgeRow],
+    pub apps: &'a [UsageRow],
+    pub timeline: &'a [DayPoint],
+}
+
+pub fn device_detail(r: DeviceDetailRows<'_>) -> ViewData {
+    let d = r.device;
+    let risky = r.users.iter().filter(|e| e.identity_risk >= IdentityRisk::Medium).count();
+    ViewData {
+        label: d.name.clone(),
+        facts: vec![
+            ("Device".into(), d.name.clone()),
+            ("OS · group".into(), format!("{} · {}", d.os, d.group)),
+            ("Exposure".into(), d.exposure.clone()),
+            ("Users".into(), format!("{} ({} with medium/high identity risk)", r.users.len(), risky)),
+            ("Apps".into(), r.apps.len().to_string()),
+            ("Upload".into(), human_bytes(d.bytes_up)),
+        ],
+        notes: Vec::new(),
+        trend: series(r.timeline, true),
+        tables: vec![edges_as_users(r.users), usage_as_apps(r.apps, "Apps")],
+        dashboard: None,
+    }
+}
+
+pub struct AppDetailRows<'a> {
+    pub app: &'a AppRow,
+    pub risk: Option<&'a RiskBreakdown>,
+    pub domains: &'a [DomainRow],
+    pub users: &'a [UsageRow],
+    pub devices: &'a [UsageRow],
+    pub trend: &'a [DayPoint],
+    pub history: &'a [AuditEntry],
+}
+
+fn risk_label(level: RiskLevel) -> &'static str {
+    match level {
+        RiskLevel::High => "HIGH risk",
+        RiskLevel::Medium => "medium risk",
+        RiskLevel::Low => "low risk",
+    }
+}
+
+pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
+    let a = r.app;
+    let (up, down) = totals(r.trend);
+    let mut notes = Vec::new();
+    if let Some(risk) = r.risk {
+        let parts: Vec<String> =
+            risk.factors.iter().map(|f| format!("{:?} {}: {:+.1}", f.group, f.label, f.delta)).collect();
+        notes.push(format!("Score {:.1} = {}", risk.score.0, parts.join(" · ")));
+    }
+    if a.overridden {
+        notes.push(format!("Analyst override: {:.1}", a.score.0));
+    }
+    ViewData {
+        label: a.name.clone(),
+        facts: vec![
+            ("App".into(), format!("{} ({})", a.name, a.vendor)),
+            ("Category".into(), a.category.clone()),
+            ("Risk".into(), format!("{:.0}/10 · {}", a.score.0, risk_label(a.score.level()))),
+            ("Tag".into(), a.tag.label().into()),
+            ("Users · devices".into(), format!("{} · {}", r.users.len(), r.devices.len())),
+            ("Traffic".into(), format!("up {} · down {}", human_bytes(up), human_bytes(down))),
+        ],
+        notes,
+        trend: series(r.trend, false),
+        tables: vec![
+            usage_as_entities(r.users, true),
+            usage_as_entities(r.devices, false),
+            Table {
+                title: "Domains".into(),
+                columns: vec![
+                    col("Domain", 30, 0, false),
+                    col("Upload", 9, 0, true),
+                    col("Download", 9, 1, true),
+                    col("Trans.", 8, 2, true),
+                ],
+                rows: r
+                    .domains
+                    .iter()
+                    .map(|d| Row {
+                        cells: vec![
+                            text(&d.name),
+                            Cell::Bytes(d.bytes_up),
+                            Cell::Bytes(d.bytes_down),
+                            Cell::Num(d.transactions as i64),
+                        ],
+                        target: None,
+                        key: d.name.clone(),
+                    })
+                    .collect(),
+                default_sort: Some((1, true)),
+            },
+            Table { title: "Tag history".into(), ..audit_table(r.history) },
+        ],
+        dashboard: None,
+    }
+}
+
+pub fn user_on_device(user: &UserRow, device: &DeviceRow, apps: &[UsageRow]) -> ViewData {
+    ViewData {
+        label: format!("{} @ {}", user.upn, device.name),
+        facts: vec![
+            ("User".into(), user.upn.clone()),
+            ("Device".into(), device.name.clone()),
+            ("Apps".into(), apps.len().to_string()),
+            ("Upload".into(), human_bytes(apps.iter().map(|a| a.bytes_up).sum())),
+        ],
+        notes: Vec::new(),
+        trend: Vec::new(),
+        tables: vec![usage_as_apps(apps, "Apps of this user on this device")],
+        dashboard: None,
+    }
+}
+
+pub fn list_view(label: &str, table: Table) -> ViewData {
+    ViewData { label: label.into(), tables: vec![table], ..Default::default() }
+}
+
+pub struct DashboardRows<'a> {
+    pub apps: &'a [AppRow],
+    pub users: &'a [UserRow],
+    pub alerts: &'a [AlertRow],
+    pub trend: &'a [DayPoint],
+}
+
+pub fn dashboard(r: DashboardRows<'_>) -> ViewData {
+    let mut by_cat: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut by_risk = [0u64; 3];
+    for a in r.apps {
+        *by_cat.entry(a.category.clone()).or_default() += 1;
+        by_risk[match a.score.level() {
+            RiskLevel::High => 0,
+            RiskLevel::Medium => 1,
+            RiskLevel::Low => 2,
+        }] += 1;
+    }
+    let mut by_category: Vec<(String, u64)> = by_cat.into_iter().collect();
+    by_category.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut alerts_by_severity = [0u64; 4];
+    for a in r.alerts.iter().filter(|a| a.status == "open") {
+        alerts_by_severity[a.severity.to_i64().clamp(0, 3) as usize] += 1;
+    }
+    let mut risky: Vec<&UserRow> = r.users.iter().filter(|u| u.score > 0).collect();
+    risky.sort_by(|a, b| b.score.cmp(&a.score).then(b.unsanctioned_up.cmp(&a.unsanctioned_up)));
+    let risky: Vec<UserRow> = risky.into_iter().take(50).cloned().collect();
+    let mut unsanct: Vec<AppRow> =
+        r.apps.iter().filter(|a| a.tag == Tag::Unsanctioned || a.score.level() == RiskLevel::High).cloned().collect();
+    unsanct.sort_by_key(|a| std::cmp::Reverse(a.bytes_up));
+    unsanct.truncate(50);
+    let (up, down) = totals(r.trend);
+    let open: u64 = alerts_by_severity.iter().sum();
+    ViewData {
+        label: "Dashboard".into(),
+        facts: vec![
+            ("Apps discovered".into(), r.apps.len().to_string()),
+            (
+                "Users · high risk".into(),
+                format!("{} · {}", r.users.len(), r.users.iter().filter(|u| u.score >= 50).count()),
+            ),
+            ("Traffic".into(), format!("up {} · down {}", human_bytes(up), human_bytes(down))),
+            ("Open alerts".into(), format!("{open} ({} high)", alerts_by_severity[Severity::High.to_i64() as usize])),
+        ],
+        notes: Vec::new(),
+        trend: series(r.trend, false),
+        tables: vec![
+            Table { title: "Top risky users".into(), default_sort: None, ..users_table(&risky) },
+            Table { default_sort: None, ..apps_table(&unsanct, "Top unsanctioned / high-risk apps by upload") },
+        ],
+        dashboard: Some(Dashboard { by_category, by_risk, alerts_by_severity }),
+    }
+}
