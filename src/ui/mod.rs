@@ -204,7 +204,13 @@ pub fn spark(values: &[u64], w: usize) -> String {
     let tail = &values[values.len().saturating_sub(w)..];
     let max = tail.iter().copied().max().unwrap_or(0);
     tail.iter()
-        .map(|&v| if max == 0 || v == 0 { ' ' } else { BARS[((v as f64 / max as f64) * 7.0).round() as usize % 8] })
+        .map(|&v| {
+            if max == 0 || v == 0 {
+                ' '
+            } else {
+                BARS[(((v as f64 / max as f64) * 8.0).ceil() as usize).clamp(1, 8) - 1]
+            }
+        })
         .collect()
 }
 
