@@ -3,6 +3,7 @@
 //! Data flows one way: input → `keymap` → `app::Msg` → `app::update` → (`State`, `Effect`s) →
 //! `runtime` → `Msg`. `ui` only reads `&State`. Nothing in `app` or `ui` touches SQLite, the
 //! network or the clock.
+pub mod actions;
 pub mod catalog;
 pub mod domain;
 pub mod ingest;
