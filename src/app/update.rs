@@ -440,11 +440,14 @@ pub const COMMANDS: &[&str] = &[
 ];
 
 fn complete(input: &str) -> Option<String> {
-    let matches: Vec<&&str> = COMMANDS.iter().filter(|c| c.starts_with(input) && c.len() > input.len()).collect();
-    match matches.as_slice() {
-        [one] => Some(one.to_string()),
-        _ => None,
-    }
+    let matches: Vec<&str> =
+        COMMANDS.iter().copied().filter(|c| c.starts_with(input) && c.len() > input.len()).collect();
+    // Extend to the longest prefix all candidates share, as a shell does.
+    let first = matches.first()?;
+    let common = matches
+        .iter()
+        .fold(first.len(), |n, m| first.bytes().zip(m.bytes()).take(n).take_while(|(a, b)| a == b).count());
+    (common > input.len()).then(|| first[..common].to_string())
 }
 
 fn on_command_key(state: &mut State, mut input: String, key: Key) -> Vec<Effect> {

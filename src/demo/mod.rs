@@ -430,6 +430,15 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
                 facts += 1;
             }
         }
+        // The risky user also logs on at the lobby kiosk now and then: the pivot to its crowd.
+        if d % 5 == 2 {
+            let u = &users[exfil_user_n];
+            let app = &apps[u.apps[0]];
+            let key = FactKey { day, app: app.id, domain: app.domains[0], user: u.id, device: kiosk };
+            batch.add_fact(key, &Counters { bytes_up: 150_000, bytes_down: 2_000_000, transactions: 20, blocked: 0 });
+            batch.add_edge(EdgeKey { user: u.id, device: kiosk, source: "mde-logon" }, ts, 1);
+            facts += 1;
+        }
         // Story 2: the lobby kiosk sees a different crowd every day.
         for k in 0..kiosk_users as usize {
             if !rng.chance(0.2) {

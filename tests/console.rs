@@ -1,0 +1,246 @@
+//! Drives the real reducer, runtime and renderer on a small seeded demo tenant, as an analyst
+//! would: key presses in, frames out.
+use crossterm::event::KeyCode;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use shadowscope::app::keymap::Key;
+use shadowscope::app::{self, Effect, Mode, Msg, Route, State};
+use shadowscope::catalog::Catalog;
+use shadowscope::demo::{DemoOptions, DemoSummary, generate};
+use shadowscope::domain::Tag;
+use shadowscope::runtime::Backend;
+use shadowscope::store::Store;
+
+struct Harness {
+    state: State,
+    backend: Backend,
+    summary: DemoSummary,
+}
+
+fn fixed_now() -> i64 {
+    1_764_000_000
+}
+
+impl Harness {
+    fn new(width: u16, height: u16) -> Harness {
+        let store = Store::open_in_memory().unwrap();
+        let summary =
+            generate(&store, Catalog::builtin(), &DemoOptions { users: 80, days: 21, ..Default::default() }).unwrap();
+        let mut backend = Backend::new(store, Catalog::builtin());
+        backend.actor = "analyst".into();
+        backend.now = fixed_now;
+        let mut state = State::new("test cache");
+        state.width = width;
+        state.height = height;
+        let mut h = Harness { state, backend, summary };
+        let fx = app::update::start(&mut h.state);
+        h.run(fx);
+        h
+    }
+
+    /// Executes effects synchronously until nothing is left, like the event loop does.
+    fn run(&mut self, mut effects: Vec<Effect>) {
+        while let Some(fx) = effects.pop() {
+            for m in self.backend.handle(fx) {
+                effects.extend(app::update(&mut self.state, m));
+            }
+        }
+    }
+
+    fn key(&mut self, k: Key) {
+        let fx = app::update(&mut self.state, Msg::Key(k));
+        self.run(fx);
+    }
+
+    fn keys(&mut self, s: &str) {
+        for c in s.chars() {
+            self.key(Key::ch(c));
+        }
+    }
+
+    fn selected_key(&self) -> String {
+        self.state.current().focused().and_then(|t| t.selected_row()).map(|r| r.key.clone()).unwrap_or_default()
+    }
+
+    fn screen(&self) -> String {
+        let mut t = Terminal::new(TestBackend::new(self.state.width, self.state.height)).unwrap();
+        t.draw(|f| shadowscope::ui::render(f, &self.state)).unwrap();
+        let buf = t.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                out.push_str(buf[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[test]
+fn pivot_user_devices_other_user_and_back() {
+    let mut h = Harness::new(120, 40);
+    // Users view, risk-sorted: the planted exfiltrating user is first.
+    assert_eq!(h.state.current().route, Route::Users);
+    assert!(h.selected_key().starts_with(&h.summary.exfil_user), "{}", h.selected_key());
+    h.key(Key::plain(KeyCode::Enter));
+    let user_route = h.state.current().route;
+    assert!(matches!(user_route, Route::User(_)));
+    // Focus is on the user's devices; both planted devices are there.
+    let devices: Vec<String> = h.state.current().tables[0].table.rows.iter().map(|r| r.key.clone()).collect();
+    for d in &h.summary.exfil_devices {
+        assert!(devices.contains(d), "{devices:?}");
+    }
+    // Pivot to the shared kiosk the user also logged on to, then to another user of it.
+    for _ in 0..devices.len() {
+        if h.selected_key() == h.summary.kiosk {
+            break;
+        }
+        h.key(Key::ch('j'));
+    }
+    assert_eq!(h.selected_key(), h.summary.kiosk);
+    h.key(Key::plain(KeyCode::Enter));
+    let device_route = h.state.current().route;
+    assert!(matches!(device_route, Route::Device(_)));
+    let users_of_device: Vec<String> = h.state.current().tables[0].table.rows.iter().map(|r| r.key.clone()).collect();
+    assert!(users_of_device.contains(&h.summary.exfil_user));
+    // Select a user other than the one we came from.
+    if h.selected_key() == h.summary.exfil_user {
+        h.key(Key::ch('j'));
+    }
+    assert_ne!(h.selected_key(), h.summary.exfil_user);
+    let other = h.selected_key();
+    h.key(Key::plain(KeyCode::Enter));
+    assert!(matches!(h.state.current().route, Route::User(_)));
+    assert_eq!(h.state.current().data.as_ref().unwrap().label, other);
+    assert_eq!(h.state.stack.len(), 4);
+    // The breadcrumb trail shows the path.
+    let screen = h.screen();
+    assert!(screen.contains("Users › user "), "{screen}");
+    // Back, back: the device page still has its selection, then the first user.
+    h.key(Key::plain(KeyCode::Esc));
+    assert_eq!(h.state.current().route, device_route);
+    assert_eq!(h.selected_key(), other);
+    h.key(Key::plain(KeyCode::Backspace));
+    assert_eq!(h.state.current().route, user_route);
+    // Forward again with ].
+    h.key(Key::ch(']'));
+    assert_eq!(h.state.current().route, device_route);
+}
+
+#[test]
+fn filter_sort_and_tag_with_confirmation_and_undo() {
+    let mut h = Harness::new(120, 40);
+    h.key(Key::ch('2')); // Apps
+    assert_eq!(h.state.current().route, Route::Apps);
+    h.key(Key::ch('/'));
+    assert_eq!(h.state.mode, Mode::Filter);
+    for c in h.summary.genai_app.clone().to_lowercase().chars() {
+        h.key(Key::ch(c));
+    }
+    h.key(Key::plain(KeyCode::Enter));
+    let t = h.state.current().focused().unwrap();
+    assert!(t.visible.len() >= 1 && t.visible.len() < t.table.rows.len());
+    assert!(h.selected_key().starts_with(&h.summary.genai_app), "{}", h.selected_key());
+    // u asks first; n cancels and nothing changes.
+    h.key(Key::ch('u'));
+    assert!(matches!(h.state.mode, Mode::Confirm(_)));
+    assert!(h.screen().contains("BLOCK"));
+    h.key(Key::ch('n'));
+    let id = match h.state.current().focused().unwrap().selected_row().unwrap().target {
+        Some(Route::App(id)) => id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(h.backend.store.app_tag(id).unwrap(), Tag::None);
+    // u then y tags it, the view reloads with the filter kept.
+    h.key(Key::ch('u'));
+    h.key(Key::ch('y'));
+    assert_eq!(h.backend.store.app_tag(id).unwrap(), Tag::Unsanctioned);
+    assert!(!h.state.current().focused().unwrap().filter.is_empty());
+    assert!(h.screen().contains("UNSANCT"));
+    // The audit log has it; z undoes it.
+    let audit = h.backend.store.audit_entries(None, 5).unwrap();
+    assert_eq!((audit[0].actor.as_str(), audit[0].new_value.as_str()), ("analyst", "unsanctioned"));
+    h.key(Key::ch('z'));
+    assert_eq!(h.backend.store.app_tag(id).unwrap(), Tag::None);
+    // Sorting: o moves the sort column, O flips it.
+    h.key(Key::plain(KeyCode::Esc));
+    let before = h.state.current().focused().unwrap().sort;
+    h.key(Key::ch('o'));
+    assert_ne!(h.state.current().focused().unwrap().sort, before);
+}
+
+#[test]
+fn command_line_opens_entities_and_rejects_nonsense() {
+    let mut h = Harness::new(100, 30);
+    h.key(Key::ch(':'));
+    let upn = h.summary.exfil_user.clone();
+    for c in format!("user {upn}").chars() {
+        h.key(Key::ch(c));
+    }
+    h.key(Key::plain(KeyCode::Enter));
+    assert_eq!(h.state.current().data.as_ref().unwrap().label, upn);
+    h.key(Key::ch(':'));
+    h.keys("frobnicate");
+    h.key(Key::plain(KeyCode::Enter));
+    assert!(matches!(&h.state.mode, Mode::Command { error: Some(_), .. }));
+    h.key(Key::plain(KeyCode::Esc));
+    h.key(Key::ch(':'));
+    h.keys("das");
+    h.key(Key::plain(KeyCode::Tab));
+    assert!(matches!(&h.state.mode, Mode::Command { input, .. } if input == "dashboard"));
+    h.key(Key::plain(KeyCode::Esc));
+    h.key(Key::ch(':'));
+    h.keys("dev");
+    h.key(Key::plain(KeyCode::Tab));
+    assert!(matches!(&h.state.mode, Mode::Command { input, .. } if input == "device"));
+}
+
+#[test]
+fn read_only_refuses_changes() {
+    let mut h = Harness::new(100, 30);
+    h.state.read_only = true;
+    h.key(Key::ch('2'));
+    h.key(Key::ch('u'));
+    assert_eq!(h.state.mode, Mode::Normal);
+    assert!(h.state.status.as_ref().unwrap().error);
+}
+
+#[test]
+fn small_terminal_says_so() {
+    let mut h = Harness::new(50, 12);
+    h.state.width = 50;
+    let s = h.screen();
+    assert!(s.contains("Terminal too small"), "{s}");
+    h.state.width = 80;
+    h.state.height = 24;
+    assert!(h.screen().contains("Users ("));
+}
+
+fn snapshot(name: &str, h: &Harness) {
+    insta::assert_snapshot!(name, h.screen());
+}
+
+#[test]
+fn snapshots_of_every_view() {
+    for (w, hgt) in [(80u16, 24u16), (200, 50)] {
+        let mut h = Harness::new(w, hgt);
+        snapshot(&format!("users_{w}x{hgt}"), &h);
+        h.key(Key::plain(KeyCode::Enter));
+        snapshot(&format!("user_detail_{w}x{hgt}"), &h);
+        h.key(Key::plain(KeyCode::Enter));
+        snapshot(&format!("device_detail_{w}x{hgt}"), &h);
+        h.key(Key::ch('2'));
+        snapshot(&format!("apps_{w}x{hgt}"), &h);
+        h.key(Key::plain(KeyCode::Enter));
+        snapshot(&format!("app_detail_{w}x{hgt}"), &h);
+        h.key(Key::ch('4'));
+        snapshot(&format!("devices_{w}x{hgt}"), &h);
+        h.key(Key::ch('1'));
+        snapshot(&format!("dashboard_{w}x{hgt}"), &h);
+        h.key(Key::ch('6'));
+        snapshot(&format!("audit_{w}x{hgt}"), &h);
+        h.key(Key::ch('?'));
+        snapshot(&format!("help_{w}x{hgt}"), &h);
+    }
+}
