@@ -129,7 +129,7 @@ fn time_of(v: &str) -> Option<i64> {
 
 /// A dated syslog prefix: RFC 5424 (`<134>1 2020-03-29T13:19:22Z host`) or
 /// `MMM dd yyyy HH:mm:ss`. Year-less BSD stamps are ambiguous and ignored.
-fn prefix_time(prefix: &str) -> Option<i64> {
+pub(crate) fn prefix_time(prefix: &str) -> Option<i64> {
     let p = prefix.trim_start();
     let p = match p.strip_prefix('<') {
         Some(r) => r.split_once('>').map(|(_, rest)| rest).unwrap_or(r),
