@@ -2,9 +2,7 @@
 //! host/IP classification, the timestamp shapes these formats use, the CEF/LEEF key=value
 //! splitter, a bounded CSV driver and the Defender row mapping used by both Defender formats.
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::io::{self, BufRead, Read};
-use std::rc::Rc;
+use std::io::{self, BufRead};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
@@ -637,112 +635,159 @@ pub fn defender_logon(f: &dyn Fields, ts: i64) -> DefenderRow {
     }
 }
 
-/// Reports each row of a CSV stream with its line and end offset. `row` gets the header (BOM
-/// removed) and the row's fields; rows that are not UTF-8 are skipped as such.
+/// Reports each row of a CSV stream with the line it starts on and the byte offset just past
+/// its last physical line. Records are cut at physical line ends unless a quoted field is still
+/// open (RFC 4180 newlines in fields), then each record is parsed by the `csv` crate. A record
+/// longer than [`MAX_CSV_RECORD`] is skipped as `TooLong` and reading resumes at the next line.
 pub fn drive_csv(
     input: &mut dyn BufRead,
     sink: &mut dyn RecordSink,
     mut row: impl FnMut(&[String], &csv::StringRecord, Position, &mut dyn RecordSink),
 ) -> io::Result<()> {
-    let consumed = Rc::new(Cell::new(0u64));
-    let limit_from = Rc::new(Cell::new(0u64));
-    let overflow = Rc::new(Cell::new(false));
-    let bounded = BoundedReader {
-        inner: input,
-        consumed: consumed.clone(),
-        limit_from: limit_from.clone(),
-        overflow: overflow.clone(),
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bounded);
     let mut header: Option<Vec<String>> = None;
-    let mut rec = csv::ByteRecord::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut quote = QuoteState::FieldStart;
+    let (mut line_no, mut offset, mut start_line) = (0u64, 0u64, 0u64);
     loop {
-        let more = match rdr.read_byte_record(&mut rec) {
-            Ok(m) => m,
-            Err(e) => match e.into_kind() {
-                csv::ErrorKind::Io(io_err) => return Err(io_err),
-                _ => {
-                    let pos = Position {
-                        line: rdr.position().line(),
-                        offset_end: rdr.position().byte(),
-                    };
-                    sink.skip(pos, SkipReason::Malformed("csv syntax"), b"");
-                    continue;
-                }
-            },
-        };
-        let end = rdr.position().clone();
-        let pos = Position {
-            line: rec.position().map(|p| p.line()).unwrap_or(end.line()),
-            offset_end: end.byte(),
-        };
-        if overflow.get() {
-            sink.skip(
-                pos,
-                SkipReason::TooLong,
-                rec.as_slice().get(..120).unwrap_or(rec.as_slice()),
-            );
-            return Ok(());
-        }
-        if !more {
-            return Ok(());
-        }
-        limit_from.set(end.byte());
-        if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-            continue;
-        }
-        let Ok(text) = csv::StringRecord::from_byte_record(rec.clone()) else {
-            sink.skip(
-                pos,
-                SkipReason::NotUtf8,
-                rec.as_slice().get(..120).unwrap_or(rec.as_slice()),
-            );
-            continue;
-        };
-        match &header {
-            None => {
-                let h = text
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| {
-                        if i == 0 {
-                            f.trim_start_matches('\u{feff}').trim().to_string()
-                        } else {
-                            f.trim().to_string()
-                        }
-                    })
-                    .collect();
-                header = Some(h);
+        let scan_from = buf.len();
+        let room = MAX_CSV_RECORD.saturating_sub(buf.len());
+        let (consumed, truncated) = read_line_bounded(input, &mut buf, room)?;
+        if consumed == 0 {
+            if !buf.is_empty() {
+                let pos = Position {
+                    line: start_line,
+                    offset_end: offset,
+                };
+                emit_csv(&buf, start_line == 1, pos, &mut header, sink, &mut row);
             }
-            Some(h) => row(h, &text, pos, sink),
+            return Ok(());
+        }
+        line_no += 1;
+        offset += consumed;
+        if start_line == 0 {
+            start_line = line_no;
+        }
+        let pos = Position {
+            line: start_line,
+            offset_end: offset,
+        };
+        if truncated {
+            sink.skip(pos, SkipReason::TooLong, buf.get(..120).unwrap_or(&buf));
+            buf.clear();
+            quote = QuoteState::FieldStart;
+            start_line = 0;
+            continue;
+        }
+        for &c in &buf[scan_from..] {
+            quote = quote.step(c);
+        }
+        if quote == QuoteState::Quoted {
+            continue;
+        }
+        emit_csv(&buf, start_line == 1, pos, &mut header, sink, &mut row);
+        buf.clear();
+        quote = QuoteState::FieldStart;
+        start_line = 0;
+    }
+}
+
+/// Just enough of the RFC 4180 state machine to know whether a line end is inside quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    AfterQuote,
+}
+
+impl QuoteState {
+    fn step(self, c: u8) -> QuoteState {
+        match (self, c) {
+            (QuoteState::Quoted, b'"') => QuoteState::AfterQuote,
+            (QuoteState::Quoted, _) => QuoteState::Quoted,
+            (QuoteState::AfterQuote, b'"') => QuoteState::Quoted,
+            (QuoteState::FieldStart, b'"') => QuoteState::Quoted,
+            (_, b',') | (_, b'\n') => QuoteState::FieldStart,
+            _ => QuoteState::Unquoted,
         }
     }
 }
 
-struct BoundedReader<'r> {
-    inner: &'r mut dyn BufRead,
-    consumed: Rc<Cell<u64>>,
-    limit_from: Rc<Cell<u64>>,
-    overflow: Rc<Cell<bool>>,
+/// Appends one physical line (with its newline) to `out`, keeping at most `room` bytes but
+/// consuming through the newline. Returns bytes consumed and whether the line was cut.
+fn read_line_bounded(
+    input: &mut dyn BufRead,
+    out: &mut Vec<u8>,
+    room: usize,
+) -> io::Result<(u64, bool)> {
+    let mut consumed = 0u64;
+    let mut kept = 0usize;
+    let mut truncated = false;
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok((consumed, truncated));
+        }
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let keep = take.min(room - kept);
+        out.extend_from_slice(&chunk[..keep]);
+        kept += keep;
+        if keep < take {
+            truncated = true;
+        }
+        input.consume(take);
+        consumed += take as u64;
+        if done {
+            return Ok((consumed, truncated));
+        }
+    }
 }
 
-impl Read for BoundedReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // The CSV reader buffers ahead; allow its buffer plus the record limit past the last
-        // completed record before cutting the stream.
-        let allowed = self.limit_from.get() + MAX_CSV_RECORD as u64 + 64 * 1024;
-        let used = self.consumed.get();
-        if used >= allowed {
-            self.overflow.set(true);
-            return Ok(0);
+fn emit_csv(
+    raw: &[u8],
+    first: bool,
+    pos: Position,
+    header: &mut Option<Vec<String>>,
+    sink: &mut dyn RecordSink,
+    row: &mut impl FnMut(&[String], &csv::StringRecord, Position, &mut dyn RecordSink),
+) {
+    let mut bytes = raw;
+    if first {
+        bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut rec = csv::ByteRecord::new();
+    match rdr.read_byte_record(&mut rec) {
+        Ok(true) => {}
+        _ => {
+            sink.skip(
+                pos,
+                SkipReason::Malformed("csv syntax"),
+                bytes.get(..120).unwrap_or(bytes),
+            );
+            return;
         }
-        let room = (allowed - used).min(buf.len() as u64) as usize;
-        let n = self.inner.read(&mut buf[..room])?;
-        self.consumed.set(used + n as u64);
-        Ok(n)
+    }
+    let Ok(text) = csv::StringRecord::from_byte_record(rec) else {
+        sink.skip(pos, SkipReason::NotUtf8, bytes.get(..120).unwrap_or(bytes));
+        return;
+    };
+    match header {
+        None => *header = Some(text.iter().map(|f| f.trim().to_string()).collect()),
+        Some(h) => row(h, &text, pos, sink),
     }
 }
 
