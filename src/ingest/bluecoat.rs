@@ -6,10 +6,7 @@
 use std::borrow::Cow;
 
 use super::util_b::{self, clean, dest_of, percent_decode};
-use super::{
-    Action, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind,
-    SkipReason,
-};
+use super::{Action, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&BlueCoat];
 
@@ -56,10 +53,7 @@ fn is_bluecoat_fields_header(line: &str) -> bool {
         return false;
     };
     let l = rest.to_ascii_lowercase();
-    l.contains("x-bluecoat")
-        || l.contains("sc-filter-result")
-        || l.contains("s-action")
-        || l.contains("cs-categories")
+    l.contains("x-bluecoat") || l.contains("sc-filter-result") || l.contains("s-action") || l.contains("cs-categories")
 }
 
 impl LogFormat for BlueCoat {
@@ -81,12 +75,8 @@ impl LogFormat for BlueCoat {
             let toks = tokenize(l);
             let looks = toks.len() >= 20
                 && toks.first().is_some_and(|d| is_date(d))
-                && toks
-                    .get(1)
-                    .is_some_and(|t| t.len() == 8 && t.as_bytes().get(2) == Some(&b':'))
-                && toks
-                    .get(7)
-                    .is_some_and(|f| FILTER_RESULTS.contains(&f.as_ref()));
+                && toks.get(1).is_some_and(|t| t.len() == 8 && t.as_bytes().get(2) == Some(&b':'))
+                && toks.get(7).is_some_and(|f| FILTER_RESULTS.contains(&f.as_ref()));
             score = if looks { 85 } else { 0 };
             break;
         }
@@ -102,9 +92,7 @@ fn is_date(s: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 /// Splits an ELFF line: whitespace-separated, `"..."` groups a value with spaces.
@@ -147,11 +135,7 @@ pub fn tokenize(line: &str) -> Vec<Cow<'_, str>> {
                 }
             }
             let v = &line[start..j.min(b.len())];
-            out.push(if has_escape {
-                Cow::Owned(v.replace("\"\"", "\""))
-            } else {
-                Cow::Borrowed(v)
-            });
+            out.push(if has_escape { Cow::Owned(v.replace("\"\"", "\"")) } else { Cow::Borrowed(v) });
             i = j + 1;
         } else {
             let start = i;
@@ -171,11 +155,7 @@ struct ElffParser {
 impl LineParser for ElffParser {
     fn parse_line<'a>(&mut self, line: &'a str) -> LineOutcome<'a> {
         if let Some(rest) = line.strip_prefix("#Fields:") {
-            self.fields = Some(
-                rest.split_whitespace()
-                    .map(|f| f.to_ascii_lowercase())
-                    .collect(),
-            );
+            self.fields = Some(rest.split_whitespace().map(|f| f.to_ascii_lowercase()).collect());
             return LineOutcome::Header;
         }
         if line.starts_with('#') {
@@ -189,10 +169,7 @@ impl LineParser for ElffParser {
         if toks.len() < names.len().min(12) {
             return LineOutcome::Skip(SkipReason::Malformed("too few fields"));
         }
-        let row = Row {
-            names: &names,
-            toks: &toks,
-        };
+        let row = Row { names: &names, toks: &toks };
         match build(&|name| row.get(name)) {
             Ok(r) => LineOutcome::Record(r),
             Err(e) => LineOutcome::Skip(e),
@@ -207,10 +184,7 @@ struct Row<'r, 't> {
 
 impl<'r> Row<'r, '_> {
     fn get(&self, name: &str) -> Option<&'r str> {
-        let i = self
-            .names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(name))?;
+        let i = self.names.iter().position(|n| n.eq_ignore_ascii_case(name))?;
         self.toks.get(i).and_then(|t| clean(t))
     }
 }
@@ -220,20 +194,12 @@ fn build<'g>(get: &dyn Fn(&str) -> Option<&'g str>) -> Result<Record<'static>, S
     let ts = match get("x-timestamp-unix").and_then(util_b::epoch_auto) {
         Some(t) => t,
         None => {
-            let (d, t) = get("date")
-                .zip(get("time"))
-                .ok_or(SkipReason::BadTimestamp)?;
+            let (d, t) = get("date").zip(get("time")).ok_or(SkipReason::BadTimestamp)?;
             util_b::parse_iso(&format!("{d}T{t}")).ok_or(SkipReason::BadTimestamp)?
         }
     };
-    let mut rec = Record {
-        kind: RecordKind::Traffic,
-        ts,
-        ..Default::default()
-    };
-    let host = get("cs-host")
-        .or_else(|| get("cs-uri").and_then(super::host_of_url))
-        .or_else(|| get("r-dns"));
+    let mut rec = Record { kind: RecordKind::Traffic, ts, ..Default::default() };
+    let host = get("cs-host").or_else(|| get("cs-uri").and_then(super::host_of_url)).or_else(|| get("r-dns"));
     if let Some(h) = host {
         let d = dest_of(h);
         rec.dest_host = d.host.map(|v| Cow::Owned(v.into_owned()));
@@ -256,24 +222,13 @@ fn build<'g>(get: &dyn Fn(&str) -> Option<&'g str>) -> Result<Record<'static>, S
             match (scheme.as_deref(), host) {
                 (Some(s @ ("http" | "https" | "ftp")), Some(h)) => {
                     let path = get("cs-uri-path").unwrap_or("/");
-                    let query = get("cs-uri-query").map(|q| {
-                        if q.starts_with('?') {
-                            q.to_string()
-                        } else {
-                            format!("?{q}")
-                        }
-                    });
+                    let query =
+                        get("cs-uri-query").map(|q| if q.starts_with('?') { q.to_string() } else { format!("?{q}") });
                     let port = match (s, rec.dest_port) {
-                        ("http", Some(80))
-                        | ("https", Some(443))
-                        | ("ftp", Some(21))
-                        | (_, None) => String::new(),
+                        ("http", Some(80)) | ("https", Some(443)) | ("ftp", Some(21)) | (_, None) => String::new(),
                         (_, Some(p)) => format!(":{p}"),
                     };
-                    Some(Cow::Owned(format!(
-                        "{s}://{h}{port}{path}{}",
-                        query.unwrap_or_default()
-                    )))
+                    Some(Cow::Owned(format!("{s}://{h}{port}{path}{}", query.unwrap_or_default())))
                 }
                 _ => None,
             }
@@ -285,9 +240,7 @@ fn build<'g>(get: &dyn Fn(&str) -> Option<&'g str>) -> Result<Record<'static>, S
     rec.bytes_down = get("sc-bytes").map(util_b::bytes).unwrap_or(0);
     let filter = get("sc-filter-result").unwrap_or("");
     let s_action = get("s-action").unwrap_or("");
-    rec.action = if filter.eq_ignore_ascii_case("DENIED")
-        || s_action.to_ascii_uppercase().contains("DENIED")
-    {
+    rec.action = if filter.eq_ignore_ascii_case("DENIED") || s_action.to_ascii_uppercase().contains("DENIED") {
         Action::Blocked
     } else if filter.eq_ignore_ascii_case("OBSERVED") || filter.eq_ignore_ascii_case("PROXIED") {
         Action::Allowed
@@ -317,10 +270,7 @@ mod tests {
         assert!(out.skips.is_empty());
         let r = &out.records[0].1;
         assert_eq!(r.ts, 1_588_385_800); // 2020-05-02 02:16:40 UTC
-        assert_eq!(
-            r.dest_host.as_deref(),
-            Some("xxx-xxxx-xxxx-xxxx.oms.opinsights.azure.com")
-        );
+        assert_eq!(r.dest_host.as_deref(), Some("xxx-xxxx-xxxx-xxxx.oms.opinsights.azure.com"));
         assert_eq!(r.dest_port, Some(443));
         assert_eq!(r.src_ip.as_deref(), Some("172.188.21.165"));
         assert_eq!((r.bytes_down, r.bytes_up), (5414, 2416));
@@ -334,26 +284,15 @@ mod tests {
         assert_eq!(r.dest_host.as_deref(), Some("download.windowsupdate.com"));
         assert_eq!(r.vendor_app.as_deref(), Some("Microsoft Update"));
         assert_eq!(
-            r.url
-                .as_deref()
-                .map(|u| u.starts_with("http://download.windowsupdate.com/d/msdownload/")),
+            r.url.as_deref().map(|u| u.starts_with("http://download.windowsupdate.com/d/msdownload/")),
             Some(true)
         );
         assert_eq!((r.bytes_down, r.bytes_up), (6290, 374));
         let r = &out.records[5].1;
-        assert_eq!(
-            (r.user.as_deref(), r.dest_host.as_deref()),
-            (Some("user76"), Some("px.moatads.com"))
-        );
+        assert_eq!((r.user.as_deref(), r.dest_host.as_deref()), (Some("user76"), Some("px.moatads.com")));
         let r = &out.records[6].1;
-        assert_eq!(
-            (r.dest_host.as_deref(), r.dest_port),
-            (Some("http-proxy.abcd.com"), Some(31415))
-        );
-        assert_eq!(
-            r.vendor_category.as_deref(),
-            Some("WhiteList samplewhitelist sample-data-Domains Finance")
-        );
+        assert_eq!((r.dest_host.as_deref(), r.dest_port), (Some("http-proxy.abcd.com"), Some(31415)));
+        assert_eq!(r.vendor_category.as_deref(), Some("WhiteList samplewhitelist sample-data-Domains Finance"));
     }
 
     #[test]
@@ -373,10 +312,7 @@ mod tests {
         assert_eq!(r.vendor_app.as_deref(), Some("Microsoft Defender"));
         assert_eq!((r.bytes_down, r.bytes_up), (7000, 1500));
         let r = &out.records[1].1;
-        assert_eq!(
-            (r.dest_host.as_deref(), r.dest_ip.as_deref()),
-            (None, Some("52.9.9.9"))
-        );
+        assert_eq!((r.dest_host.as_deref(), r.dest_ip.as_deref()), (None, Some("52.9.9.9")));
         assert_eq!(r.action, Action::Blocked);
         assert_eq!(r.vendor_category.as_deref(), Some("Personal Sites"));
         assert_eq!(r.url.as_deref(), Some("https://52.9.9.9/upload?a=1"));

@@ -7,9 +7,7 @@
 use std::borrow::Cow;
 
 use super::util_b::{self, RawPair, cef_unescape_value, clean, dest_of, split_header, split_kv};
-use super::{
-    LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason,
-};
+use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Cef];
 
@@ -40,14 +38,7 @@ impl LogFormat for Cef {
         if sample.is_empty() {
             return 0;
         }
-        let hits = sample
-            .iter()
-            .filter(|l| {
-                cef_start(l)
-                    .and_then(|i| split_header(&l[i + 4..], 7))
-                    .is_some()
-            })
-            .count();
+        let hits = sample.iter().filter(|l| cef_start(l).and_then(|i| split_header(&l[i + 4..], 7)).is_some()).count();
         if hits == 0 {
             0
         } else if hits * 2 >= sample.len() {
@@ -72,36 +63,21 @@ pub struct CefEvent<'a> {
 
 impl CefEvent<'_> {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.ext
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| clean(v))
+        self.ext.iter().rev().find(|(k, _)| *k == key).and_then(|(_, v)| clean(v))
     }
 }
 
 /// Splits one line into a [`CefEvent`].
 pub fn parse_cef(line: &str) -> Result<CefEvent<'_>, SkipReason> {
     let start = cef_start(line).ok_or(SkipReason::Malformed("no CEF header"))?;
-    let (header, ext) = split_header(&line[start + 4..], 7)
-        .ok_or(SkipReason::Malformed("CEF header has fewer than 7 fields"))?;
+    let (header, ext) =
+        split_header(&line[start + 4..], 7).ok_or(SkipReason::Malformed("CEF header has fewer than 7 fields"))?;
     let spaced = split_kv(ext, None);
     let semi = split_kv(ext, Some(b';'));
     // Firepower writes `k=v;k=v`: only then does splitting on ';' find far more keys.
-    let pairs: Vec<RawPair<'_>> = if semi.len() > 2 * spaced.len() + 1 {
-        semi
-    } else {
-        spaced
-    };
-    let ext = pairs
-        .into_iter()
-        .map(|p| (p.key, cef_unescape_value(p.value)))
-        .collect();
-    Ok(CefEvent {
-        prefix: &line[..start],
-        header,
-        ext,
-    })
+    let pairs: Vec<RawPair<'_>> = if semi.len() > 2 * spaced.len() + 1 { semi } else { spaced };
+    let ext = pairs.into_iter().map(|p| (p.key, cef_unescape_value(p.value))).collect();
+    Ok(CefEvent { prefix: &line[..start], header, ext })
 }
 
 /// Escapes a header field for writing CEF.
@@ -111,19 +87,14 @@ pub fn escape_header(s: &str) -> String {
 
 /// Escapes an extension value for writing CEF.
 pub fn escape_value(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('=', "\\=")
-        .replace('\n', "\\n")
-        .replace('\r', "\\r")
+    s.replace('\\', "\\\\").replace('=', "\\=").replace('\n', "\\n").replace('\r', "\\r")
 }
 
 fn time_of(v: &str) -> Option<i64> {
     util_b::parse_any_time(v).or_else(|| {
         // Firepower glues junk after the number (`1691731769000;"/file...`).
         let digits: &str = &v[..v.bytes().take_while(u8::is_ascii_digit).count()];
-        (digits.len() >= 10)
-            .then(|| util_b::epoch_auto(digits))
-            .flatten()
+        (digits.len() >= 10).then(|| util_b::epoch_auto(digits)).flatten()
     })
 }
 
@@ -150,10 +121,7 @@ pub(crate) fn prefix_time(prefix: &str) -> Option<i64> {
 /// Maps a parsed event to a record.
 pub fn to_record<'a>(ev: &'a CefEvent<'a>) -> Result<Record<'a>, SkipReason> {
     let b = |s: &'a str| Cow::Borrowed(s);
-    let mut rec = Record {
-        kind: RecordKind::Traffic,
-        ..Default::default()
-    };
+    let mut rec = Record { kind: RecordKind::Traffic, ..Default::default() };
     let request = ev.get("request");
     if let Some(u) = request {
         let d = dest_of(u);
@@ -194,17 +162,10 @@ pub fn to_record<'a>(ev: &'a CefEvent<'a>) -> Result<Record<'a>, SkipReason> {
     rec.bytes_up = ev.get("in").map(util_b::bytes).unwrap_or(0);
     rec.bytes_down = ev.get("out").map(util_b::bytes).unwrap_or(0);
     rec.action = ev.get("act").map(util_b::action_of).unwrap_or_default();
-    rec.vendor_app = ev
-        .get("app")
-        .or(service.filter(|s| !s.contains('.')))
-        .map(b);
+    rec.vendor_app = ev.get("app").or(service.filter(|s| !s.contains('.'))).map(b);
     let labelled_category = (1..=6).find_map(|n| {
         let label = ev.get(&format!("cs{n}Label"))?;
-        if label.to_ascii_lowercase().contains("categor") {
-            ev.get(&format!("cs{n}"))
-        } else {
-            None
-        }
+        if label.to_ascii_lowercase().contains("categor") { ev.get(&format!("cs{n}")) } else { None }
     });
     rec.vendor_category = ev.get("cat").or(labelled_category).map(b);
     Ok(rec)
@@ -231,10 +192,7 @@ mod tests {
     use crate::ingest::{Action, parse_all, registry};
     use proptest::prelude::*;
 
-    const ELASTIC: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/elastic-integrations/cef/test-cef.log"
-    );
+    const ELASTIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/elastic-integrations/cef/test-cef.log");
     const FIREPOWER: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/data/azure-sentinel/cef/Cisco_Firepower_ASimWebSession_RawLogs.txt"
@@ -245,11 +203,7 @@ mod tests {
         let data = std::fs::read(ELASTIC).unwrap();
         let out = parse_all(&Cef, &data).unwrap();
         assert_eq!(out.records.len(), 0);
-        let reasons: Vec<_> = out
-            .skips
-            .iter()
-            .map(|(p, r, _)| (p.line, r.clone()))
-            .collect();
+        let reasons: Vec<_> = out.skips.iter().map(|(p, r, _)| (p.line, r.clone())).collect();
         assert_eq!(
             reasons,
             vec![
@@ -263,18 +217,12 @@ mod tests {
         let text = std::fs::read_to_string(ELASTIC).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         let ev = parse_cef(lines[0]).unwrap();
-        assert_eq!(
-            ev.header[1..3],
-            ["Elastic".to_string(), "Vaporware".to_string()]
-        );
+        assert_eq!(ev.header[1..3], ["Elastic".to_string(), "Vaporware".to_string()]);
         let e1 = to_record(&ev).unwrap_err();
         assert_eq!(e1, SkipReason::BadTimestamp);
         assert_eq!(ev.get("request"), Some("https://www.example.com/cart"));
         let ev = parse_cef(lines[3]).unwrap();
-        assert_eq!(
-            ev.get("message"),
-            Some("This event is padded with whitespace")
-        );
+        assert_eq!(ev.get("message"), Some("This event is padded with whitespace"));
         assert_eq!(ev.get("src"), Some("192.168.3.4"));
         let ev = parse_cef(lines[1]).unwrap();
         assert_eq!((ev.get("suser"), ev.get("dpt")), (Some("bob"), Some("443")));
@@ -291,31 +239,16 @@ mod tests {
             (Some("www.example.com"), Some("192.168.10.1"), Some(443))
         );
         assert_eq!((r.bytes_up, r.bytes_down), (1200, 45000));
-        assert_eq!(
-            (r.user.as_deref(), r.action),
-            (Some("bob"), Action::Allowed)
-        );
-        assert_eq!(
-            (r.vendor_app.as_deref(), r.vendor_category.as_deref()),
-            (Some("HTTPS"), Some("Shopping"))
-        );
+        assert_eq!((r.user.as_deref(), r.action), (Some("bob"), Action::Allowed));
+        assert_eq!((r.vendor_app.as_deref(), r.vendor_category.as_deref()), (Some("HTTPS"), Some("Shopping")));
         let line = "Jan 17 2020 08:52:10 fw01 CEF:0|Forcepoint|NGFW|6.5|70018|Connection_Allowed|0|deviceExternalId=fw01 node 1 dvc=10.1.1.1 rt=Jan 17 2020 08:52:10 src=10.0.0.8 dst=52.1.1.1 dpt=443 dhost=slack.com suser=CORP\\\\alice msg=frag\\=0x4000 act=Block destinationServiceName=HTTPS";
         let out = parse_all(&Cef, line.as_bytes()).unwrap();
         let r = &out.records[0].1;
         assert_eq!(r.ts, 1_579_251_130);
-        assert_eq!(
-            (r.dest_host.as_deref(), r.user.as_deref()),
-            (Some("slack.com"), Some("CORP\\alice"))
-        );
-        assert_eq!(
-            (r.action, r.vendor_app.as_deref()),
-            (Action::Blocked, Some("HTTPS"))
-        );
+        assert_eq!((r.dest_host.as_deref(), r.user.as_deref()), (Some("slack.com"), Some("CORP\\alice")));
+        assert_eq!((r.action, r.vendor_app.as_deref()), (Action::Blocked, Some("HTTPS")));
         let ev = parse_cef(line).unwrap();
-        assert_eq!(
-            (ev.get("msg"), ev.get("deviceExternalId")),
-            (Some("frag=0x4000"), Some("fw01 node 1"))
-        );
+        assert_eq!((ev.get("msg"), ev.get("deviceExternalId")), (Some("frag=0x4000"), Some("fw01 node 1")));
     }
 
     #[test]
@@ -330,10 +263,7 @@ mod tests {
             (r.dest_host.as_deref(), r.dest_ip.as_deref(), r.dest_port),
             (Some("www.google.com"), Some("2.3.4.5"), Some(90))
         );
-        assert_eq!(
-            (r.src_ip.as_deref(), r.user.as_deref(), r.action),
-            (Some("1.2.3.4"), Some("abc"), Action::Blocked)
-        );
+        assert_eq!((r.src_ip.as_deref(), r.user.as_deref(), r.action), (Some("1.2.3.4"), Some("abc"), Action::Blocked));
         assert_eq!(r.vendor_app.as_deref(), Some("HTTP"));
         // The Python-dict suser is dropped, the glued rt still gives the time.
         let r = &out.records[3].1;
@@ -350,16 +280,8 @@ mod tests {
     fn samples_are_detected() {
         for path in [ELASTIC, FIREPOWER] {
             let text = std::fs::read_to_string(path).unwrap();
-            let lines: Vec<&str> = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .take(10)
-                .collect();
-            assert_eq!(
-                registry::detect(&lines).map(|f| f.name()),
-                Some("cef"),
-                "{path}"
-            );
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(10).collect();
+            assert_eq!(registry::detect(&lines).map(|f| f.name()), Some("cef"), "{path}");
         }
     }
 
@@ -368,8 +290,7 @@ mod tests {
     }
 
     fn ext_value() -> impl Strategy<Value = String> {
-        "[a-zA-Z0-9 |\\\\=.:/_\n-]{1,24}"
-            .prop_filter("no edge spaces", |s| s.trim() == s && !s.is_empty())
+        "[a-zA-Z0-9 |\\\\=.:/_\n-]{1,24}".prop_filter("no edge spaces", |s| s.trim() == s && !s.is_empty())
     }
 
     proptest! {

@@ -16,10 +16,7 @@ pub static FORMATS: &[&dyn LogFormat] = &[&DefenderCsv];
 pub struct DefenderCsv;
 
 fn header_names(line: &str) -> Vec<String> {
-    line.trim_start_matches('\u{feff}')
-        .split(',')
-        .map(|h| h.trim().trim_matches('"').to_string())
-        .collect()
+    line.trim_start_matches('\u{feff}').split(',').map(|h| h.trim().trim_matches('"').to_string()).collect()
 }
 
 impl LogFormat for DefenderCsv {
@@ -34,11 +31,7 @@ impl LogFormat for DefenderCsv {
         let h = header_names(first);
         let has = |n: &str| h.iter().any(|c| c == n);
         if has("Timestamp") && has("ActionType") && (has("DeviceName") || has("DeviceId")) {
-            if has("RemoteIP") || has("RemoteUrl") || has("ReportId") || has("ReportId_long") {
-                95
-            } else {
-                70
-            }
+            if has("RemoteIP") || has("RemoteUrl") || has("ReportId") || has("ReportId_long") { 95 } else { 70 }
         } else {
             0
         }
@@ -64,7 +57,7 @@ impl Parser for CsvParser {
 
 /// Maps one export row.
 pub fn map_row(f: &CsvRow<'_>) -> DefenderRow {
-    let Some(ts) = f.raw("Timestamp").and_then(util_b::parse_iso) else {
+    let Some(ts) = f.raw("Timestamp").or_else(|| f.raw_prefix("Timestamp")).and_then(util_b::parse_iso) else {
         return DefenderRow::Skip(SkipReason::BadTimestamp);
     };
     let action = f.raw("ActionType").unwrap_or("");
@@ -136,84 +129,39 @@ mod tests {
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
         assert_eq!(by_reason, want);
-        let logons: Vec<_> = out
-            .records
-            .iter()
-            .filter(|(_, r)| r.kind == RecordKind::Logon)
-            .collect();
+        let logons: Vec<_> = out.records.iter().filter(|(_, r)| r.kind == RecordKind::Logon).collect();
         assert_eq!(logons.len(), 1);
         let r = &logons[0].1;
         assert_eq!(
             (r.user.as_deref(), r.device.as_deref(), r.ts),
-            (
-                Some("test-user@test-company.tld"),
-                Some("test-hostname"),
-                1_703_182_923
-            )
+            (Some("test-user@test-company.tld"), Some("test-hostname"), 1_703_182_923)
         );
-        let find = |host: &str| {
-            out.records
-                .iter()
-                .map(|(_, r)| r)
-                .find(|r| r.dest_host.as_deref() == Some(host))
-                .unwrap()
-        };
+        let find =
+            |host: &str| out.records.iter().map(|(_, r)| r).find(|r| r.dest_host.as_deref() == Some(host)).unwrap();
         let r = find("sync.1rx.io");
         assert_eq!(r.ts, 1_703_188_790);
         assert_eq!(
             (r.dest_ip.as_deref(), r.dest_port, r.url.as_deref()),
-            (
-                Some("46.228.174.117"),
-                Some(443),
-                Some("https://sync.1rx.io")
-            )
+            (Some("46.228.174.117"), Some(443), Some("https://sync.1rx.io"))
         );
-        assert_eq!(
-            (r.user.as_deref(), r.action),
-            (Some("test-user@test-company.tld"), Action::Allowed)
-        );
+        assert_eq!((r.user.as_deref(), r.action), (Some("test-user@test-company.tld"), Action::Allowed));
         let r = find("tiktok.com");
-        assert_eq!(
-            (r.url.as_deref(), r.ts),
-            (Some("https://tiktok.com/@pheromania.co"), 1_703_160_003)
-        );
+        assert_eq!((r.url.as_deref(), r.ts), (Some("https://tiktok.com/@pheromania.co"), 1_703_160_003));
         assert_eq!(r.vendor_app.as_deref(), Some("TikTok"));
         assert_eq!(find("x1.c.lencr.org").dest_port, Some(80));
         let r = find("t.co");
-        assert_eq!(
-            (r.action, r.ts, r.src_ip.as_deref()),
-            (Action::Blocked, 1_703_168_340, Some("212.18.129.200"))
-        );
-        assert!(
-            find("www.dropbox.com")
-                .url
-                .as_deref()
-                .unwrap()
-                .starts_with("https://www.dropbox.com/scl/")
-        );
+        assert_eq!((r.action, r.ts, r.src_ip.as_deref()), (Action::Blocked, 1_703_168_340, Some("212.18.129.200")));
+        assert!(find("www.dropbox.com").url.as_deref().unwrap().starts_with("https://www.dropbox.com/scl/"));
         // IPv4-mapped IPv6 is unmapped; the firewall block is Blocked.
-        assert!(
-            out.records
-                .iter()
-                .any(|(_, r)| r.dest_ip.as_deref() == Some("172.64.149.247"))
-        );
-        let blocked = out
-            .records
-            .iter()
-            .find(|(_, r)| r.dest_ip.as_deref() == Some("95.166.126.90"))
-            .unwrap();
+        assert!(out.records.iter().any(|(_, r)| r.dest_ip.as_deref() == Some("172.64.149.247")));
+        let blocked = out.records.iter().find(|(_, r)| r.dest_ip.as_deref() == Some("95.166.126.90")).unwrap();
         assert_eq!(
             (blocked.1.action, blocked.1.user.as_deref()),
             (Action::Blocked, Some("nt authority\\network service"))
         );
         // Positions point at the physical lines; the last offset is the file length.
         assert_eq!(
-            out.skips
-                .last()
-                .unwrap()
-                .0
-                .offset_end
-                .max(out.records.last().unwrap().0.offset_end),
+            out.skips.last().unwrap().0.offset_end.max(out.records.last().unwrap().0.offset_end),
             data.len() as u64
         );
     }
@@ -230,20 +178,10 @@ bad-time,pc1,ConnectionSuccess,1.2.3.5,443,x.com,x\n";
             Some("defender-csv")
         );
         let out = parse_all(&DefenderCsv, data.as_bytes()).unwrap();
-        let got: Vec<_> = out
-            .records
-            .iter()
-            .map(|(p, r)| (p.line, r.dest_host.clone().unwrap()))
-            .collect();
+        let got: Vec<_> = out.records.iter().map(|(p, r)| (p.line, r.dest_host.clone().unwrap())).collect();
+        assert_eq!(got, vec![(2, "zoom.us".into()), (4, "chat.openai.com".into())]);
         assert_eq!(
-            got,
-            vec![(2, "zoom.us".into()), (4, "chat.openai.com".into())]
-        );
-        assert_eq!(
-            out.skips
-                .iter()
-                .map(|(p, r, _)| (p.line, r.clone()))
-                .collect::<Vec<_>>(),
+            out.skips.iter().map(|(p, r, _)| (p.line, r.clone())).collect::<Vec<_>>(),
             vec![(5, SkipReason::BadTimestamp)]
         );
         let second_end = data.find("chat.openai.com,x\n").unwrap() + "chat.openai.com,x\n".len();
@@ -252,7 +190,8 @@ bad-time,pc1,ConnectionSuccess,1.2.3.5,443,x.com,x\n";
 
     #[test]
     fn unterminated_quote_is_bounded() {
-        let mut data = b"Timestamp,DeviceName,ActionType,RemoteIP\n2024-01-01T00:00:00Z,pc,ConnectionSuccess,\"".to_vec();
+        let mut data =
+            b"Timestamp,DeviceName,ActionType,RemoteIP\n2024-01-01T00:00:00Z,pc,ConnectionSuccess,\"".to_vec();
         data.extend(std::iter::repeat_n(b'x', util_b::MAX_CSV_RECORD + 200_000));
         let out = parse_all(&DefenderCsv, &data).unwrap();
         assert!(out.records.is_empty());
@@ -264,10 +203,7 @@ bad-time,pc1,ConnectionSuccess,1.2.3.5,443,x.com,x\n";
     fn sample_is_detected() {
         let text = std::fs::read_to_string(SAMPLE).unwrap();
         let first = text.lines().next().unwrap().trim_start_matches('\u{feff}');
-        assert_eq!(
-            registry::detect(&[first]).map(|f| f.name()),
-            Some("defender-csv")
-        );
+        assert_eq!(registry::detect(&[first]).map(|f| f.name()), Some("defender-csv"));
     }
 
     proptest::proptest! {

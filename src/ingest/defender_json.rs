@@ -28,11 +28,7 @@ impl LogFormat for DefenderJson {
     fn sniff(&self, lines: &[&str]) -> u8 {
         let Some(first) = lines.first() else { return 0 };
         let t = first.trim_start();
-        if t.starts_with('{') && t.contains("\"AdvancedHunting-") && t.contains("\"properties\"") {
-            95
-        } else {
-            0
-        }
+        if t.starts_with('{') && t.contains("\"AdvancedHunting-") && t.contains("\"properties\"") { 95 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(JsonParser)
@@ -55,9 +51,7 @@ impl Parser for JsonParser {
                     }
                     for ev in batch {
                         match event(ev) {
-                            DefenderRow::Records(recs) => {
-                                recs.into_iter().for_each(|r| sink.record(pos, r))
-                            }
+                            DefenderRow::Records(recs) => recs.into_iter().for_each(|r| sink.record(pos, r)),
                             DefenderRow::Skip(reason) => sink.skip(pos, reason, text.as_bytes()),
                         }
                     }
@@ -72,10 +66,7 @@ impl Parser for JsonParser {
 
 /// Maps one streaming event (envelope with `category` and `properties`).
 pub fn event(ev: &Value) -> DefenderRow {
-    let Some(table) = ev
-        .get("category")
-        .and_then(Value::as_str)
-        .and_then(|c| c.strip_prefix("AdvancedHunting-"))
+    let Some(table) = ev.get("category").and_then(Value::as_str).and_then(|c| c.strip_prefix("AdvancedHunting-"))
     else {
         return DefenderRow::Skip(SkipReason::Malformed("no AdvancedHunting category"));
     };
@@ -86,11 +77,7 @@ pub fn event(ev: &Value) -> DefenderRow {
         .get("Timestamp")
         .and_then(Value::as_str)
         .and_then(util_b::parse_iso)
-        .or_else(|| {
-            ev.get("time")
-                .and_then(Value::as_str)
-                .and_then(util_b::parse_iso)
-        });
+        .or_else(|| ev.get("time").and_then(Value::as_str).and_then(util_b::parse_iso));
     let Some(ts) = ts else {
         return DefenderRow::Skip(SkipReason::BadTimestamp);
     };
@@ -110,9 +97,7 @@ fn owned(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
 /// `LoggedOnUsers` is a JSON-encoded array of `{"UserName","DomainName","Sid"}`.
 fn device_info(props: &Map<String, Value>, ts: i64) -> DefenderRow {
     let Some(device) = owned(Fields::get(props, "DeviceName")) else {
-        return DefenderRow::Skip(SkipReason::Irrelevant(
-            "device info without logged-on users",
-        ));
+        return DefenderRow::Skip(SkipReason::Irrelevant("device info without logged-on users"));
     };
     let users: Vec<Value> = match props.get("LoggedOnUsers") {
         Some(Value::Array(a)) => a.clone(),
@@ -123,11 +108,7 @@ fn device_info(props: &Map<String, Value>, ts: i64) -> DefenderRow {
         .iter()
         .filter_map(|u| {
             let m = u.as_object()?;
-            account(
-                None,
-                m.get("DomainName").and_then(util_b::json_str),
-                m.get("UserName").and_then(util_b::json_str),
-            )
+            account(None, m.get("DomainName").and_then(util_b::json_str), m.get("UserName").and_then(util_b::json_str))
         })
         .map(|user| Record {
             kind: RecordKind::Logon,
@@ -138,9 +119,7 @@ fn device_info(props: &Map<String, Value>, ts: i64) -> DefenderRow {
         })
         .collect();
     if recs.is_empty() {
-        DefenderRow::Skip(SkipReason::Irrelevant(
-            "device info without logged-on users",
-        ))
+        DefenderRow::Skip(SkipReason::Irrelevant("device info without logged-on users"))
     } else {
         DefenderRow::Records(recs)
     }
@@ -150,16 +129,9 @@ fn device_info(props: &Map<String, Value>, ts: i64) -> DefenderRow {
 /// account field when there is one.
 fn cloud_app(props: &Map<String, Value>, ts: i64) -> DefenderRow {
     let Some(app) = owned(Fields::get(props, "Application")) else {
-        return DefenderRow::Skip(SkipReason::Irrelevant(
-            "cloud app event without application",
-        ));
+        return DefenderRow::Skip(SkipReason::Irrelevant("cloud app event without application"));
     };
-    let keys = [
-        "AccountUpn",
-        "AccountId",
-        "AccountDisplayName",
-        "AccountObjectId",
-    ];
+    let keys = ["AccountUpn", "AccountId", "AccountDisplayName", "AccountObjectId"];
     let user = keys
         .iter()
         .filter_map(|k| Fields::get(props, k))
@@ -192,10 +164,7 @@ mod tests {
     );
 
     fn reasons(out: &CollectSink) -> Vec<(u64, SkipReason)> {
-        out.skips
-            .iter()
-            .map(|(p, r, _)| (p.line, r.clone()))
-            .collect()
+        out.skips.iter().map(|(p, r, _)| (p.line, r.clone())).collect()
     }
 
     #[test]
@@ -210,27 +179,14 @@ mod tests {
             ]
         );
         // DeviceInfo: two logged-on users → two Logon edges on the same line.
-        let logons: Vec<_> = out
-            .records
-            .iter()
-            .filter(|(_, r)| r.kind == RecordKind::Logon)
-            .collect();
+        let logons: Vec<_> = out.records.iter().filter(|(_, r)| r.kind == RecordKind::Logon).collect();
         assert_eq!(logons.len(), 2);
-        assert!(
-            logons
-                .iter()
-                .all(|(p, r)| p.line == 1 && r.device.as_deref() == Some("testmachine6"))
-        );
+        assert!(logons.iter().all(|(p, r)| p.line == 1 && r.device.as_deref() == Some("testmachine6")));
         assert_eq!(logons[1].1.user.as_deref(), Some("administrator2"));
         assert_eq!(logons[0].1.ts, 1_667_886_985); // 2022-11-08T05:56:25.88Z
         let r = &out.records[2].1;
         assert_eq!(
-            (
-                r.ts,
-                r.dest_ip.as_deref(),
-                r.dest_port,
-                r.dest_host.as_deref()
-            ),
+            (r.ts, r.dest_ip.as_deref(), r.dest_port, r.dest_host.as_deref()),
             (1_668_015_808, Some("81.2.69.142"), Some(50094), None)
         );
         let r = &out.records[3].1;
@@ -243,15 +199,9 @@ mod tests {
             (r.user.as_deref(), r.device.as_deref()),
             (Some("email@domain"), Some("janeslaptop1.corporatedomain"))
         );
-        assert_eq!(
-            (r.src_ip.as_deref(), r.action),
-            (Some("89.160.20.112"), Action::Blocked)
-        );
+        assert_eq!((r.src_ip.as_deref(), r.action), (Some("89.160.20.112"), Action::Blocked));
         let r = &out.records[4].1;
-        assert_eq!(
-            (r.dest_ip.as_deref(), r.dest_port, r.user.as_deref()),
-            (Some("175.16.199.0"), Some(53), None)
-        );
+        assert_eq!((r.dest_ip.as_deref(), r.dest_port, r.user.as_deref()), (Some("175.16.199.0"), Some(53), None));
     }
 
     #[test]
@@ -259,33 +209,17 @@ mod tests {
         let out = parse_all(&DefenderJson, &std::fs::read(IDENTITY).unwrap()).unwrap();
         assert_eq!(out.records.len(), 2);
         let irrelevant = SkipReason::Irrelevant("table without discovery data");
-        assert_eq!(
-            reasons(&out),
-            [2, 3, 5, 6, 7, 8]
-                .iter()
-                .map(|l| (*l, irrelevant.clone()))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(reasons(&out), [2, 3, 5, 6, 7, 8].iter().map(|l| (*l, irrelevant.clone())).collect::<Vec<_>>());
         let r = &out.records[0].1;
         assert_eq!(r.kind, RecordKind::Logon);
         assert_eq!(r.ts, 1_669_097_977);
-        assert_eq!(
-            (r.user.as_deref(), r.device.as_deref()),
-            (Some("administrator1"), Some("testmachine5"))
-        );
-        assert_eq!(
-            (r.src_ip.as_deref(), r.vendor_app.as_deref()),
-            (Some("89.160.20.112"), Some("Office 365"))
-        );
+        assert_eq!((r.user.as_deref(), r.device.as_deref()), (Some("administrator1"), Some("testmachine5")));
+        assert_eq!((r.src_ip.as_deref(), r.vendor_app.as_deref()), (Some("89.160.20.112"), Some("Office 365")));
         let r = &out.records[1].1;
         assert_eq!(r.kind, RecordKind::Traffic);
         assert_eq!(r.ts, 1_670_503_725); // 2022-12-08T12:48:45.833Z
         assert_eq!(
-            (
-                r.vendor_app.as_deref(),
-                r.src_ip.as_deref(),
-                r.user.as_deref()
-            ),
+            (r.vendor_app.as_deref(), r.src_ip.as_deref(), r.user.as_deref()),
             (Some("Microsoft Azure"), Some("81.2.69.142"), Some("name"))
         );
     }
@@ -297,28 +231,16 @@ mod tests {
         let data = format!("{obj}\n{string}\nnot json\n");
         let out = parse_all(&DefenderJson, data.as_bytes()).unwrap();
         assert_eq!(out.records.len(), 2);
-        assert_eq!(
-            out.records[0].1.dest_host.as_deref(),
-            Some("www.gstatic.com")
-        );
+        assert_eq!(out.records[0].1.dest_host.as_deref(), Some("www.gstatic.com"));
         assert_eq!(out.records[0].1.ts, 1_704_067_200);
+        assert_eq!(out.records[1].1.dest_host.as_deref(), Some("fonts.gstatic.com"));
         assert_eq!(
-            out.records[1].1.dest_host.as_deref(),
-            Some("fonts.gstatic.com")
-        );
-        assert_eq!(
-            (
-                out.records[1].1.dest_ip.as_deref(),
-                out.records[1].1.dest_port
-            ),
+            (out.records[1].1.dest_ip.as_deref(), out.records[1].1.dest_port),
             (Some("142.250.74.36"), Some(443))
         );
         assert_eq!(
             reasons(&out),
-            vec![
-                (2, SkipReason::Irrelevant("inbound connection")),
-                (3, SkipReason::Malformed("not json"))
-            ]
+            vec![(2, SkipReason::Irrelevant("inbound connection")), (3, SkipReason::Malformed("not json"))]
         );
     }
 
@@ -326,16 +248,8 @@ mod tests {
     fn samples_are_detected() {
         for path in [DEVICE, IDENTITY] {
             let text = std::fs::read_to_string(path).unwrap();
-            let lines: Vec<&str> = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .take(10)
-                .collect();
-            assert_eq!(
-                registry::detect(&lines).map(|f| f.name()),
-                Some("defender-json"),
-                "{path}"
-            );
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(10).collect();
+            assert_eq!(registry::detect(&lines).map(|f| f.name()), Some("defender-json"), "{path}");
         }
     }
 

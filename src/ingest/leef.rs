@@ -11,9 +11,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDateTime};
 
 use super::util_b::{self, clean, dest_of, split_header, split_kv};
-use super::{
-    LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason,
-};
+use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Leef];
 
@@ -40,14 +38,7 @@ impl LogFormat for Leef {
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
         let sample: Vec<&&str> = lines.iter().take(10).collect();
-        let hits = sample
-            .iter()
-            .filter(|l| {
-                leef_start(l)
-                    .and_then(|i| split_header(&l[i + 5..], 5))
-                    .is_some()
-            })
-            .count();
+        let hits = sample.iter().filter(|l| leef_start(l).and_then(|i| split_header(&l[i + 5..], 5)).is_some()).count();
         if hits == 0 {
             0
         } else if hits * 2 >= sample.len() {
@@ -73,11 +64,7 @@ pub struct LeefEvent<'a> {
 
 impl LeefEvent<'_> {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .rev()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .and_then(|(_, v)| clean(v))
+        self.attrs.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).and_then(|(_, v)| clean(v))
     }
 }
 
@@ -105,8 +92,8 @@ pub fn decode_delimiter(spec: &str) -> Option<char> {
 /// Splits one line into a [`LeefEvent`].
 pub fn parse_leef(line: &str) -> Result<LeefEvent<'_>, SkipReason> {
     let start = leef_start(line).ok_or(SkipReason::Malformed("no LEEF header"))?;
-    let (header, mut tail) = split_header(&line[start + 5..], 5)
-        .ok_or(SkipReason::Malformed("LEEF header has fewer than 5 fields"))?;
+    let (header, mut tail) =
+        split_header(&line[start + 5..], 5).ok_or(SkipReason::Malformed("LEEF header has fewer than 5 fields"))?;
     let mut delimiter = '\t';
     let mut explicit = false;
     if header.first().is_some_and(|v| v.starts_with('2'))
@@ -126,19 +113,11 @@ pub fn parse_leef(line: &str) -> Result<LeefEvent<'_>, SkipReason> {
         tail = rest;
     }
     let attrs = if delimiter == ' ' || (!explicit && !tail.contains('\t')) {
-        split_kv(tail, None)
-            .into_iter()
-            .map(|p| (Cow::Borrowed(p.key), unescape(p.value, ' ')))
-            .collect()
+        split_kv(tail, None).into_iter().map(|p| (Cow::Borrowed(p.key), unescape(p.value, ' '))).collect()
     } else {
         split_on(tail, delimiter)
     };
-    Ok(LeefEvent {
-        prefix: &line[..start],
-        header,
-        delimiter,
-        attrs,
-    })
+    Ok(LeefEvent { prefix: &line[..start], header, delimiter, attrs })
 }
 
 /// `\\` and `\<delimiter>` are escapes; any other backslash (Windows paths) is literal.
@@ -171,10 +150,9 @@ fn split_on(attrs: &str, delim: char) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
             return;
         }
         match seg.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => out.push((
-                Cow::Owned(k.trim().to_string()),
-                Cow::Owned(unescape(v, delim).into_owned()),
-            )),
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.push((Cow::Owned(k.trim().to_string()), Cow::Owned(unescape(v, delim).into_owned())))
+            }
             // No '=': the delimiter was part of the previous value.
             _ => {
                 if let Some((_, v)) = out.last_mut() {
@@ -287,10 +265,7 @@ fn parse_with_format(value: &str, java_fmt: &str) -> Option<i64> {
     let ts = if fmt.contains("%z") || fmt.contains("%:z") {
         DateTime::parse_from_str(value, &fmt).ok()?.timestamp()
     } else {
-        NaiveDateTime::parse_from_str(value, &fmt)
-            .ok()?
-            .and_utc()
-            .timestamp()
+        NaiveDateTime::parse_from_str(value, &fmt).ok()?.and_utc().timestamp()
     };
     Some(ts - off)
 }
@@ -298,10 +273,7 @@ fn parse_with_format(value: &str, java_fmt: &str) -> Option<i64> {
 /// Maps a parsed event to a record.
 pub fn to_record<'a>(ev: &'a LeefEvent<'a>) -> Result<Record<'a>, SkipReason> {
     let b = |s: &'a str| Cow::Borrowed(s);
-    let mut rec = Record {
-        kind: RecordKind::Traffic,
-        ..Default::default()
-    };
+    let mut rec = Record { kind: RecordKind::Traffic, ..Default::default() };
     let url = ev.get("url").or(ev.get("request"));
     if let Some(u) = url {
         let d = dest_of(u);
@@ -311,16 +283,8 @@ pub fn to_record<'a>(ev: &'a LeefEvent<'a>) -> Result<Record<'a>, SkipReason> {
         rec.url = Some(b(u));
     }
     if rec.dest_host.is_none()
-        && let Some(h) = [
-            "dhost",
-            "dstHost",
-            "host",
-            "hostname",
-            "destinationHostName",
-            "dstName",
-        ]
-        .iter()
-        .find_map(|k| ev.get(k))
+        && let Some(h) =
+            ["dhost", "dstHost", "host", "hostname", "destinationHostName", "dstName"].iter().find_map(|k| ev.get(k))
     {
         let d = dest_of(h);
         rec.dest_host = d.host;
@@ -346,44 +310,14 @@ pub fn to_record<'a>(ev: &'a LeefEvent<'a>) -> Result<Record<'a>, SkipReason> {
         rec.dest_port = Some(p);
     }
     rec.src_ip = ev.get("src").map(b);
-    rec.user = ev
-        .get("usrName")
-        .or(ev.get("user"))
-        .or(ev.get("suser"))
-        .map(b);
-    rec.device = ev
-        .get("identHostName")
-        .or(ev.get("srcHostName"))
-        .or(ev.get("shost"))
-        .map(b);
+    rec.user = ev.get("usrName").or(ev.get("user")).or(ev.get("suser")).map(b);
+    rec.device = ev.get("identHostName").or(ev.get("srcHostName")).or(ev.get("shost")).map(b);
     // Same sense as CEF `in`/`out`: bytesIn flows from source to destination.
-    rec.bytes_up = ev
-        .get("srcBytes")
-        .or(ev.get("bytesIn"))
-        .or(ev.get("reqsize"))
-        .map(util_b::bytes)
-        .unwrap_or(0);
-    rec.bytes_down = ev
-        .get("dstBytes")
-        .or(ev.get("bytesOut"))
-        .or(ev.get("respsize"))
-        .map(util_b::bytes)
-        .unwrap_or(0);
-    rec.action = ev
-        .get("action")
-        .or(ev.get("act"))
-        .map(util_b::action_of)
-        .unwrap_or_default();
-    rec.vendor_app = ev
-        .get("app")
-        .or(ev.get("appname"))
-        .or(ev.get("application"))
-        .map(b);
-    rec.vendor_category = ev
-        .get("cat")
-        .or(ev.get("urlcategory"))
-        .or(ev.get("urlcat"))
-        .map(b);
+    rec.bytes_up = ev.get("srcBytes").or(ev.get("bytesIn")).or(ev.get("reqsize")).map(util_b::bytes).unwrap_or(0);
+    rec.bytes_down = ev.get("dstBytes").or(ev.get("bytesOut")).or(ev.get("respsize")).map(util_b::bytes).unwrap_or(0);
+    rec.action = ev.get("action").or(ev.get("act")).map(util_b::action_of).unwrap_or_default();
+    rec.vendor_app = ev.get("app").or(ev.get("appname")).or(ev.get("application")).map(b);
+    rec.vendor_category = ev.get("cat").or(ev.get("urlcategory")).or(ev.get("urlcat")).map(b);
     Ok(rec)
 }
 
@@ -421,16 +355,9 @@ mod tests {
             (Some("mail.google.com"), Some("142.250.1.17"), Some(443))
         );
         assert_eq!((r.bytes_up, r.bytes_down), (950, 18000));
+        assert_eq!((r.user.as_deref(), r.device.as_deref()), (Some("alice@corp.example"), Some("PC-ALICE")));
         assert_eq!(
-            (r.user.as_deref(), r.device.as_deref()),
-            (Some("alice@corp.example"), Some("PC-ALICE"))
-        );
-        assert_eq!(
-            (
-                r.action,
-                r.vendor_app.as_deref(),
-                r.vendor_category.as_deref()
-            ),
+            (r.action, r.vendor_app.as_deref(), r.vendor_category.as_deref()),
             (Action::Allowed, Some("Gmail"), Some("Web-based Email"))
         );
     }
@@ -454,20 +381,11 @@ mod tests {
             (r.ts, r.dest_host.as_deref(), r.user.as_deref()),
             (1_547_806_073, Some("www.dropbox.com"), Some("bob"))
         );
-        assert_eq!(
-            (r.bytes_up, r.bytes_down, r.action),
-            (10, 20, Action::Blocked)
-        );
+        assert_eq!((r.bytes_up, r.bytes_down, r.action), (10, 20, Action::Blocked));
         let r = &out.records[2].1;
-        assert_eq!(
-            (r.ts, r.dest_host.as_deref()),
-            (1_547_809_673, Some("slack.com"))
-        );
+        assert_eq!((r.ts, r.dest_host.as_deref()), (1_547_809_673, Some("slack.com")));
         let r = &out.records[3].1;
-        assert_eq!(
-            (r.ts, r.dest_host.as_deref()),
-            (1_547_809_673, Some("zoom.us"))
-        );
+        assert_eq!((r.ts, r.dest_host.as_deref()), (1_547_809_673, Some("zoom.us")));
     }
 
     #[test]

@@ -15,16 +15,7 @@ pub static FORMATS: &[&dyn LogFormat] = &[&MdcaCsv];
 
 pub struct MdcaCsv;
 
-const GENERIC_DEVICES: &[&str] = &[
-    "pc",
-    "mobile",
-    "tablet",
-    "other",
-    "unknown",
-    "desktop",
-    "smartphone",
-    "iot",
-];
+const GENERIC_DEVICES: &[&str] = &["pc", "mobile", "tablet", "other", "unknown", "desktop", "smartphone", "iot"];
 
 impl LogFormat for MdcaCsv {
     fn name(&self) -> &'static str {
@@ -42,11 +33,7 @@ impl LogFormat for MdcaCsv {
             .collect();
         let has = |n: &str| h.iter().any(|c| c == n);
         let upn = has("user principle name") || has("user principal name");
-        if has("event id") && upn && has("app") && has("ip address") && has("date") {
-            95
-        } else {
-            0
-        }
+        if has("event id") && upn && has("app") && has("ip address") && has("date") { 95 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(CsvParser)
@@ -69,29 +56,14 @@ impl Parser for CsvParser {
 
 /// Maps one activity row.
 pub fn map_row<'r>(f: &'r CsvRow<'r>) -> Result<Record<'r>, SkipReason> {
-    let ts = f
-        .raw("Date")
-        .and_then(util_b::parse_iso)
-        .ok_or(SkipReason::BadTimestamp)?;
-    let app = f
-        .raw("App")
-        .ok_or(SkipReason::Irrelevant("activity without app"))?;
-    let mut rec = Record {
-        kind: RecordKind::Traffic,
-        ts,
-        vendor_app: Some(Cow::Borrowed(app)),
-        ..Default::default()
-    };
-    rec.user = f
-        .raw("User Principle Name")
-        .or(f.raw("User Principal Name"))
-        .or(f.raw("User"))
-        .map(Cow::Borrowed);
+    let ts =
+        f.raw("Date").or_else(|| f.raw_prefix("Date")).and_then(util_b::parse_iso).ok_or(SkipReason::BadTimestamp)?;
+    let app = f.raw("App").ok_or(SkipReason::Irrelevant("activity without app"))?;
+    let mut rec = Record { kind: RecordKind::Traffic, ts, vendor_app: Some(Cow::Borrowed(app)), ..Default::default() };
+    rec.user = f.raw("User Principle Name").or(f.raw("User Principal Name")).or(f.raw("User")).map(Cow::Borrowed);
     rec.src_ip = f.raw("IP address").map(Cow::Borrowed);
-    rec.device = f
-        .raw("Device")
-        .filter(|d| !GENERIC_DEVICES.contains(&d.to_ascii_lowercase().as_str()))
-        .map(Cow::Borrowed);
+    rec.device =
+        f.raw("Device").filter(|d| !GENERIC_DEVICES.contains(&d.to_ascii_lowercase().as_str())).map(Cow::Borrowed);
     // "Access file: file https://tenant-my.sharepoint.com/..." names the service host.
     if let Some(desc) = f.raw("Description")
         && let Some(i) = desc.find("https://").or_else(|| desc.find("http://"))
@@ -103,10 +75,7 @@ pub fn map_row<'r>(f: &'r CsvRow<'r>) -> Result<Record<'r>, SkipReason> {
             rec.dest_host = d.host;
         }
     }
-    rec.vendor_category = f
-        .raw("Category")
-        .filter(|c| !c.eq_ignore_ascii_case("Unspecified"))
-        .map(Cow::Borrowed);
+    rec.vendor_category = f.raw("Category").filter(|c| !c.eq_ignore_ascii_case("Unspecified")).map(Cow::Borrowed);
     Ok(rec)
 }
 
@@ -115,10 +84,8 @@ mod tests {
     use super::*;
     use crate::ingest::{parse_all, registry};
 
-    const SAMPLE: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/plaso/mcas-activity-log/m365_activity_log_002.csv"
-    );
+    const SAMPLE: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/plaso/mcas-activity-log/m365_activity_log_002.csv");
 
     #[test]
     fn activity_log_sample() {
@@ -134,24 +101,14 @@ mod tests {
             (Some("test-user@test-company.tld"), Some("82.181.16.164"))
         );
         assert_eq!(
-            (
-                r.vendor_app.as_deref(),
-                r.device.as_deref(),
-                r.dest_host.as_deref()
-            ),
+            (r.vendor_app.as_deref(), r.device.as_deref(), r.dest_host.as_deref()),
             (Some("Microsoft OneDrive for Business"), None, None)
         );
         let r = &out.records[3].1;
-        assert_eq!(
-            r.dest_host.as_deref(),
-            Some("test-company-my.sharepoint.com")
-        );
+        assert_eq!(r.dest_host.as_deref(), Some("test-company-my.sharepoint.com"));
         assert_eq!(r.vendor_category.as_deref(), Some("Access file"));
         let r = &out.records[9].1;
-        assert_eq!(
-            (r.vendor_app.as_deref(), r.ts),
-            (Some("Microsoft SharePoint Online"), 1_698_255_892)
-        );
+        assert_eq!((r.vendor_app.as_deref(), r.ts), (Some("Microsoft SharePoint Online"), 1_698_255_892));
         assert_eq!(out.records.last().unwrap().0.offset_end, data.len() as u64);
     }
 
@@ -164,28 +121,15 @@ mod tests {
         let out = parse_all(&MdcaCsv, data.as_bytes()).unwrap();
         assert_eq!(out.records.len(), 1);
         assert_eq!(out.records[0].1.device.as_deref(), Some("BOB-LAPTOP"));
-        let reasons: Vec<_> = out
-            .skips
-            .iter()
-            .map(|(p, r, _)| (p.line, r.clone()))
-            .collect();
-        assert_eq!(
-            reasons,
-            vec![
-                (3, SkipReason::Irrelevant("activity without app")),
-                (4, SkipReason::BadTimestamp)
-            ]
-        );
+        let reasons: Vec<_> = out.skips.iter().map(|(p, r, _)| (p.line, r.clone())).collect();
+        assert_eq!(reasons, vec![(3, SkipReason::Irrelevant("activity without app")), (4, SkipReason::BadTimestamp)]);
     }
 
     #[test]
     fn sample_is_detected() {
         let text = std::fs::read_to_string(SAMPLE).unwrap();
         let first = text.lines().next().unwrap().trim_start_matches('\u{feff}');
-        assert_eq!(
-            registry::detect(&[first]).map(|f| f.name()),
-            Some("mdca-csv")
-        );
+        assert_eq!(registry::detect(&[first]).map(|f| f.name()), Some("mdca-csv"));
     }
 
     proptest::proptest! {

@@ -6,21 +6,21 @@ use std::io::{self, BufRead};
 pub mod pipeline;
 pub mod registry;
 
+pub mod squid;
+pub mod zeek;
+pub mod panos;
+pub mod fortigate;
 pub mod asa;
+pub mod checkpoint;
+pub mod juniper;
+pub mod zscaler;
 pub mod bluecoat;
 pub mod cef;
-pub mod checkpoint;
-pub mod defender_csv;
-pub mod defender_json;
-pub mod fortigate;
-pub mod juniper;
 pub mod leef;
+pub mod defender_json;
+pub mod defender_csv;
 pub mod mdca_csv;
-pub mod panos;
-pub mod squid;
 pub mod util_b;
-pub mod zeek;
-pub mod zscaler;
 
 /// Longest line any parser sees. Longer lines are skipped and counted, never buffered whole,
 /// so a 100 MB line or a file of garbage without newlines cannot exhaust memory.
@@ -207,10 +207,7 @@ pub fn for_each_line(
         }
         line_no += 1;
         offset += consumed_total;
-        let pos = Position {
-            line: line_no,
-            offset_end: offset,
-        };
+        let pos = Position { line: line_no, offset_end: offset };
         if too_long {
             let prefix = &buf[..buf.len().min(120)];
             f(pos, Line::TooLong(prefix));
@@ -248,8 +245,7 @@ impl RecordSink for CollectSink {
         self.records.push((pos, rec.into_owned()));
     }
     fn skip(&mut self, pos: Position, reason: SkipReason, raw: &[u8]) {
-        self.skips
-            .push((pos, reason, crate::sanitize::display_safe_bytes(raw)));
+        self.skips.push((pos, reason, crate::sanitize::display_safe_bytes(raw)));
     }
 }
 
@@ -323,10 +319,7 @@ mod tests {
             if line == "bad" {
                 return LineOutcome::Skip(SkipReason::Malformed("bad"));
             }
-            LineOutcome::Record(Record {
-                dest_host: Some(Cow::Borrowed(line)),
-                ..Default::default()
-            })
+            LineOutcome::Record(Record { dest_host: Some(Cow::Borrowed(line)), ..Default::default() })
         }
     }
 
@@ -336,27 +329,10 @@ mod tests {
         data.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
         data.extend_from_slice(b"\nb.com\n\xff\xfe\nc.com");
         let mut sink = CollectSink::default();
-        LineParserAdapter(Echo)
-            .parse(&mut &data[..], &mut sink)
-            .unwrap();
-        let hosts: Vec<_> = sink
-            .records
-            .iter()
-            .map(|(p, r)| (p.line, r.dest_host.clone().unwrap()))
-            .collect();
-        assert_eq!(
-            hosts,
-            vec![
-                (2, "a.com".into()),
-                (6, "b.com".into()),
-                (8, "c.com".into())
-            ]
-        );
-        let reasons: Vec<_> = sink
-            .skips
-            .iter()
-            .map(|(p, r, _)| (p.line, r.clone()))
-            .collect();
+        LineParserAdapter(Echo).parse(&mut &data[..], &mut sink).unwrap();
+        let hosts: Vec<_> = sink.records.iter().map(|(p, r)| (p.line, r.dest_host.clone().unwrap())).collect();
+        assert_eq!(hosts, vec![(2, "a.com".into()), (6, "b.com".into()), (8, "c.com".into())]);
+        let reasons: Vec<_> = sink.skips.iter().map(|(p, r, _)| (p.line, r.clone())).collect();
         assert_eq!(
             reasons,
             vec![
@@ -370,19 +346,10 @@ mod tests {
 
     #[test]
     fn host_of_url_handles_schemes_ports_and_ipv6() {
-        assert_eq!(
-            host_of_url("http://www.yahoo.com/index.html?"),
-            Some("www.yahoo.com")
-        );
+        assert_eq!(host_of_url("http://www.yahoo.com/index.html?"), Some("www.yahoo.com"));
         assert_eq!(host_of_url("login.live.com:443"), Some("login.live.com"));
-        assert_eq!(
-            host_of_url("https://user@[2001:db8::1]:8443/x"),
-            Some("2001:db8::1")
-        );
-        assert_eq!(
-            host_of_url("consent.cmp.oath.com/"),
-            Some("consent.cmp.oath.com")
-        );
+        assert_eq!(host_of_url("https://user@[2001:db8::1]:8443/x"), Some("2001:db8::1"));
+        assert_eq!(host_of_url("consent.cmp.oath.com/"), Some("consent.cmp.oath.com"));
         assert_eq!(host_of_url("https://sync.1rx.io"), Some("sync.1rx.io"));
         assert_eq!(host_of_url("/"), None);
     }

@@ -1,8 +1,20 @@
 //! Every known format, in detection-priority order, and auto-detection.
 use super::LogFormat;
 use super::{
-    asa, bluecoat, cef, checkpoint, defender_csv, defender_json, fortigate, juniper, leef,
-    mdca_csv, panos, squid, zeek, zscaler,
+    squid,
+    zeek,
+    panos,
+    fortigate,
+    asa,
+    checkpoint,
+    juniper,
+    zscaler,
+    bluecoat,
+    cef,
+    leef,
+    defender_json,
+    defender_csv,
+    mdca_csv,
 };
 
 /// All formats. Order matters only for ties in `detect`.
@@ -27,9 +39,7 @@ pub fn formats() -> Vec<&'static dyn LogFormat> {
 }
 
 pub fn by_name(name: &str) -> Option<&'static dyn LogFormat> {
-    formats()
-        .into_iter()
-        .find(|f| f.name().eq_ignore_ascii_case(name))
+    formats().into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
 }
 
 /// Picks the format whose `sniff` scores highest on the first lines; None below 50.

@@ -34,25 +34,18 @@ pub fn looks_like_ip(s: &str) -> bool {
         return false;
     }
     let parts: Vec<&str> = s.split('.').collect();
-    if parts.len() == 4
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    if parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
     {
         return true;
     }
     s.contains(':')
         && s.bytes().filter(|&b| b == b':').count() >= 2
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.' || b == b'%')
+        && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.' || b == b'%')
 }
 
 /// `::ffff:1.2.3.4` (IPv4-mapped IPv6, as Defender writes it) becomes `1.2.3.4`.
 pub fn unmap_ip(s: &str) -> &str {
-    let lower_prefix = s
-        .get(..7)
-        .map(|p| p.eq_ignore_ascii_case("::ffff:"))
-        .unwrap_or(false);
+    let lower_prefix = s.get(..7).map(|p| p.eq_ignore_ascii_case("::ffff:")).unwrap_or(false);
     if lower_prefix {
         let rest = &s[7..];
         if rest.contains('.') && looks_like_ip(rest) {
@@ -68,8 +61,7 @@ pub fn is_host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.bytes().any(|b| b.is_ascii_alphabetic())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'))
         && !looks_like_ip(s)
 }
 
@@ -127,31 +119,15 @@ pub fn bytes(s: &str) -> u64 {
     let t = s.trim();
     t.parse::<u64>()
         .ok()
-        .or_else(|| {
-            t.parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        })
+        .or_else(|| t.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
         .unwrap_or(0)
 }
 
 /// Maps vendor action words. Anything unrecognised stays `Unknown`.
 pub fn action_of(s: &str) -> Action {
     let t = s.trim().to_ascii_lowercase();
-    const BLOCK: &[&str] = &[
-        "block",
-        "deny",
-        "denied",
-        "drop",
-        "reject",
-        "prevent",
-        "quarantine",
-        "forbid",
-    ];
-    const ALLOW: &[&str] = &[
-        "allow", "accept", "permit", "pass", "observed", "proxied", "success",
-    ];
+    const BLOCK: &[&str] = &["block", "deny", "denied", "drop", "reject", "prevent", "quarantine", "forbid"];
+    const ALLOW: &[&str] = &["allow", "accept", "permit", "pass", "observed", "proxied", "success"];
     if BLOCK.iter().any(|w| t.contains(w)) {
         Action::Blocked
     } else if ALLOW.iter().any(|w| t.contains(w)) {
@@ -172,10 +148,7 @@ pub fn percent_decode(s: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|c| hex_val(*c)),
-                b.get(i + 2).and_then(|c| hex_val(*c)),
-            )
+            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|c| hex_val(*c)), b.get(i + 2).and_then(|c| hex_val(*c)))
         {
             out.push(h * 16 + l);
             i += 3;
@@ -192,9 +165,7 @@ fn hex_val(c: u8) -> Option<u8> {
 }
 
 pub fn month_of(s: &str) -> Option<u32> {
-    const M: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
+    const M: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
     let p = s.get(..3)?.to_ascii_lowercase();
     M.iter().position(|m| *m == p).map(|i| i as u32 + 1)
 }
@@ -206,10 +177,7 @@ pub fn zone_offset(s: &str) -> Option<i64> {
         return Some(0);
     }
     let upper = t.to_ascii_uppercase();
-    let rest = upper
-        .strip_prefix("UTC")
-        .or_else(|| upper.strip_prefix("GMT"))
-        .unwrap_or(&upper);
+    let rest = upper.strip_prefix("UTC").or_else(|| upper.strip_prefix("GMT")).unwrap_or(&upper);
     if rest.is_empty() {
         return Some(0);
     }
@@ -226,10 +194,7 @@ pub fn zone_offset(s: &str) -> Option<i64> {
         (digits.parse::<i64>().ok()?, 0)
     } else {
         let split = digits.len() - 2;
-        (
-            digits[..split].parse::<i64>().ok()?,
-            digits[split..].parse::<i64>().ok()?,
-        )
+        (digits[..split].parse::<i64>().ok()?, digits[split..].parse::<i64>().ok()?)
     };
     if h > 14 || m > 59 {
         return None;
@@ -337,10 +302,7 @@ pub fn parse_ctime(s: &str) -> Option<i64> {
 /// Any of the shapes above, for fields whose format is not fixed.
 pub fn parse_any_time(s: &str) -> Option<i64> {
     let t = s.trim();
-    epoch_auto(t)
-        .or_else(|| parse_iso(t))
-        .or_else(|| parse_mmm_dd_yyyy(t))
-        .or_else(|| parse_ctime(t))
+    epoch_auto(t).or_else(|| parse_iso(t)).or_else(|| parse_mmm_dd_yyyy(t)).or_else(|| parse_ctime(t))
 }
 
 /// One `key=value` pair of a CEF extension or a delimiter-less LEEF attribute list, with the
@@ -390,10 +352,7 @@ pub fn split_kv(ext: &str, sep: Option<u8>) -> Vec<RawPair<'_>> {
         if let Some(s) = sep {
             value = value.strip_suffix(s as char).unwrap_or(value);
         }
-        out.push(RawPair {
-            key,
-            value: value.trim_matches([' ', '\t']),
-        });
+        out.push(RawPair { key, value: value.trim_matches([' ', '\t']) });
     }
     out
 }
@@ -528,28 +487,18 @@ pub enum DefenderRow {
 fn is_inbound(action: &str, extra: Option<&serde_json::Map<String, serde_json::Value>>) -> bool {
     action.starts_with("Inbound")
         || action == "ListeningConnectionCreated"
-        || extra
-            .and_then(|m| m.get("direction"))
-            .and_then(|v| v.as_str())
-            .is_some_and(|d| d.eq_ignore_ascii_case("in"))
+        || extra.and_then(|m| m.get("direction")).and_then(|v| v.as_str()).is_some_and(|d| d.eq_ignore_ascii_case("in"))
 }
 
 /// DeviceNetworkEvents-shaped row (also the network rows of the CSV union export) → Traffic.
 /// Inbound connections are skipped: their remote end is a client, not a service used.
 pub fn defender_network(f: &dyn Fields, ts: i64) -> DefenderRow {
-    let action_type = f
-        .get("ActionType")
-        .map(|c| c.into_owned())
-        .unwrap_or_default();
+    let action_type = f.get("ActionType").map(|c| c.into_owned()).unwrap_or_default();
     let extra = f.additional();
     if is_inbound(&action_type, extra.as_ref()) {
         return DefenderRow::Skip(SkipReason::Irrelevant("inbound connection"));
     }
-    let mut rec = Record {
-        kind: RecordKind::Traffic,
-        ts,
-        ..Default::default()
-    };
+    let mut rec = Record { kind: RecordKind::Traffic, ts, ..Default::default() };
     if let Some(remote_url) = f.get("RemoteUrl") {
         let d = dest_of(&remote_url);
         if d.host.is_some() || d.ip.is_some() {
@@ -564,13 +513,9 @@ pub fn defender_network(f: &dyn Fields, ts: i64) -> DefenderRow {
     if rec.dest_host.is_none()
         && let Some(m) = &extra
     {
-        let named = ["host", "server_name"]
-            .iter()
-            .filter_map(|k| m.get(*k))
-            .filter_map(json_str)
-            .find(|h| is_host_name(h));
-        rec.dest_host =
-            owned(named.and_then(|h| dest_of(&h).host.map(|c| Cow::Owned(c.into_owned()))));
+        let named =
+            ["host", "server_name"].iter().filter_map(|k| m.get(*k)).filter_map(json_str).find(|h| is_host_name(h));
+        rec.dest_host = owned(named.and_then(|h| dest_of(&h).host.map(|c| Cow::Owned(c.into_owned()))));
     }
     if let Some(ip) = f.get("RemoteIP") {
         rec.dest_ip = Some(Cow::Owned(unmap_ip(&ip).to_string()));
@@ -581,9 +526,7 @@ pub fn defender_network(f: &dyn Fields, ts: i64) -> DefenderRow {
     if let Some(p) = f.get("RemotePort").and_then(|p| port(&p)) {
         rec.dest_port = Some(p);
     }
-    rec.src_ip = f
-        .get("LocalIP")
-        .map(|ip| Cow::Owned(unmap_ip(&ip).to_string()));
+    rec.src_ip = f.get("LocalIP").map(|ip| Cow::Owned(unmap_ip(&ip).to_string()));
     rec.device = owned(f.get("DeviceName"));
     rec.user = account(
         f.get("InitiatingProcessAccountUpn"),
@@ -611,13 +554,9 @@ pub fn defender_logon(f: &dyn Fields, ts: i64) -> DefenderRow {
     if !success {
         return DefenderRow::Skip(SkipReason::Irrelevant("logon not successful"));
     }
-    let upn = f.get("AccountUpn").or_else(|| {
-        f.additional().and_then(|m| {
-            m.get("Upn")
-                .and_then(json_str)
-                .map(|c| Cow::Owned(c.into_owned()))
-        })
-    });
+    let upn = f
+        .get("AccountUpn")
+        .or_else(|| f.additional().and_then(|m| m.get("Upn").and_then(json_str).map(|c| Cow::Owned(c.into_owned()))));
     let user = account(upn, f.get("AccountDomain"), f.get("AccountName"));
     let device = owned(f.get("DeviceName"));
     match (user, device) {
@@ -626,8 +565,7 @@ pub fn defender_logon(f: &dyn Fields, ts: i64) -> DefenderRow {
             ts,
             user: Some(user),
             device: Some(device),
-            src_ip: owned(f.get("IPAddress"))
-                .or_else(|| owned(f.get("RemoteIP")).filter(|ip| looks_like_ip(ip))),
+            src_ip: owned(f.get("IPAddress")).or_else(|| owned(f.get("RemoteIP")).filter(|ip| looks_like_ip(ip))),
             vendor_app: owned(f.get("Application")),
             ..Default::default()
         }]),
@@ -654,10 +592,7 @@ pub fn drive_csv(
         let (consumed, truncated) = read_line_bounded(input, &mut buf, room)?;
         if consumed == 0 {
             if !buf.is_empty() {
-                let pos = Position {
-                    line: start_line,
-                    offset_end: offset,
-                };
+                let pos = Position { line: start_line, offset_end: offset };
                 emit_csv(&buf, start_line == 1, pos, &mut header, sink, &mut row);
             }
             return Ok(());
@@ -667,10 +602,7 @@ pub fn drive_csv(
         if start_line == 0 {
             start_line = line_no;
         }
-        let pos = Position {
-            line: start_line,
-            offset_end: offset,
-        };
+        let pos = Position { line: start_line, offset_end: offset };
         if truncated {
             sink.skip(pos, SkipReason::TooLong, buf.get(..120).unwrap_or(&buf));
             buf.clear();
@@ -715,11 +647,7 @@ impl QuoteState {
 
 /// Appends one physical line (with its newline) to `out`, keeping at most `room` bytes but
 /// consuming through the newline. Returns bytes consumed and whether the line was cut.
-fn read_line_bounded(
-    input: &mut dyn BufRead,
-    out: &mut Vec<u8>,
-    room: usize,
-) -> io::Result<(u64, bool)> {
+fn read_line_bounded(input: &mut dyn BufRead, out: &mut Vec<u8>, room: usize) -> io::Result<(u64, bool)> {
     let mut consumed = 0u64;
     let mut kept = 0usize;
     let mut truncated = false;
@@ -765,19 +693,12 @@ fn emit_csv(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut rec = csv::ByteRecord::new();
     match rdr.read_byte_record(&mut rec) {
         Ok(true) => {}
         _ => {
-            sink.skip(
-                pos,
-                SkipReason::Malformed("csv syntax"),
-                bytes.get(..120).unwrap_or(bytes),
-            );
+            sink.skip(pos, SkipReason::Malformed("csv syntax"), bytes.get(..120).unwrap_or(bytes));
             return;
         }
     }
@@ -799,10 +720,14 @@ pub struct CsvRow<'r> {
 
 impl CsvRow<'_> {
     pub fn raw(&self, key: &str) -> Option<&str> {
-        let i = self
-            .header
-            .iter()
-            .position(|h| h.eq_ignore_ascii_case(key))?;
+        let i = self.header.iter().position(|h| h.eq_ignore_ascii_case(key))?;
+        self.row.get(i).and_then(clean)
+    }
+
+    /// The first column whose header starts with `prefix` (`Timestamp [UTC]`, `Date (UTC)`).
+    pub fn raw_prefix(&self, prefix: &str) -> Option<&str> {
+        let i =
+            self.header.iter().position(|h| h.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix)))?;
         self.row.get(i).and_then(clean)
     }
 }
@@ -812,11 +737,9 @@ impl Fields for CsvRow<'_> {
         self.raw(key).map(Cow::Borrowed)
     }
     fn additional(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
-        self.raw("AdditionalFields").and_then(|s| {
-            match serde_json::from_str::<serde_json::Value>(s) {
-                Ok(serde_json::Value::Object(m)) => Some(m),
-                _ => None,
-            }
+        self.raw("AdditionalFields").and_then(|s| match serde_json::from_str::<serde_json::Value>(s) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => None,
         })
     }
 }
@@ -833,22 +756,13 @@ mod tests {
     #[test]
     fn times_parse_in_every_shape() {
         assert_eq!(parse_iso("2022-11-09T17:43:28.18835Z"), Some(1_668_015_808));
-        assert_eq!(
-            parse_iso("2023-07-19T12:17:42.7782364Z"),
-            Some(1_689_769_062)
-        );
+        assert_eq!(parse_iso("2023-07-19T12:17:42.7782364Z"), Some(1_689_769_062));
         assert_eq!(parse_iso("2022-11-22T06:19:37Z"), Some(1_669_097_977));
         assert_eq!(parse_iso("2023-10-25 17:44:53 UTC"), Some(1_698_255_893));
         assert_eq!(parse_iso("2023-10-25T19:44:53+0200"), Some(1_698_255_893));
         assert_eq!(parse_iso("2023-10-25T17:44:53"), Some(1_698_255_893));
-        assert_eq!(
-            parse_mmm_dd_yyyy("Jan 17 2020 08:52:10"),
-            Some(1_579_251_130)
-        );
-        assert_eq!(
-            parse_mmm_dd_yyyy("Jan 17 2020 09:52:10.123 +0100"),
-            Some(1_579_251_130)
-        );
+        assert_eq!(parse_mmm_dd_yyyy("Jan 17 2020 08:52:10"), Some(1_579_251_130));
+        assert_eq!(parse_mmm_dd_yyyy("Jan 17 2020 09:52:10.123 +0100"), Some(1_579_251_130));
         assert_eq!(parse_ctime("Fri Dec 31 07:07:07 2021"), Some(1_640_934_427));
         assert_eq!(parse_ctime("Thu Aug  9 09:20:35 2022"), Some(1_660_036_835));
         assert_eq!(epoch_auto("1694428385000"), Some(1_694_428_385));
@@ -868,10 +782,7 @@ mod tests {
         assert_eq!(unmap_ip("::1"), "::1");
         assert!(!is_host_name("C:\\ProgramData\\x.lnk"));
         let d = dest_of("www.example.com:443");
-        assert_eq!(
-            (d.host.as_deref(), d.port),
-            (Some("www.example.com"), Some(443))
-        );
+        assert_eq!((d.host.as_deref(), d.port), (Some("www.example.com"), Some(443)));
         let d = dest_of("https://81.2.69.1:8443/x");
         assert_eq!((d.ip.as_deref(), d.port), (Some("81.2.69.1"), Some(8443)));
         assert_eq!(dest_of("https://[2001:db8::1]:8443/").port, Some(8443));
@@ -881,16 +792,86 @@ mod tests {
     fn kv_splitter_keeps_spaces_and_escapes() {
         let p = split_kv("message=This is padded dst=1.2.3.4 x=a\\=b  ", None);
         let got: Vec<_> = p.iter().map(|p| (p.key, p.value)).collect();
-        assert_eq!(
-            got,
-            vec![
-                ("message", "This is padded"),
-                ("dst", "1.2.3.4"),
-                ("x", "a\\=b")
-            ]
-        );
+        assert_eq!(got, vec![("message", "This is padded"), ("dst", "1.2.3.4"), ("x", "a\\=b")]);
         let p = split_kv("rt=1;start=2 ;src=1.2.3.4", Some(b';'));
         let got: Vec<_> = p.iter().map(|p| (p.key, p.value)).collect();
         assert_eq!(got, vec![("rt", "1"), ("start", "2"), ("src", "1.2.3.4")]);
+    }
+}
+
+#[cfg(test)]
+mod sniff_tests {
+    use crate::ingest::LogFormat;
+
+    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+
+    /// Which of this module group's formats owns a sample file, by path fragment.
+    const OWNERS: &[(&str, &str)] = &[
+        ("zscaler/", "zscaler"),
+        ("bluecoat-proxysg/", "bluecoat"),
+        ("cef/", "cef"),
+        ("m365_defender/", "defender-json"),
+        ("mde-advanced-hunting/", "defender-csv"),
+        ("mcas-activity-log/", "mdca-csv"),
+    ];
+
+    fn ours() -> Vec<&'static dyn LogFormat> {
+        use crate::ingest::{bluecoat, cef, defender_csv, defender_json, leef, mdca_csv, zscaler};
+        [
+            zscaler::FORMATS,
+            bluecoat::FORMATS,
+            cef::FORMATS,
+            leef::FORMATS,
+            defender_json::FORMATS,
+            defender_csv::FORMATS,
+            mdca_csv::FORMATS,
+        ]
+        .iter()
+        .flat_map(|g| g.iter().copied())
+        .collect()
+    }
+
+    fn sample_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if p.is_dir() {
+                if !(name.starts_with("v2fly") || name == "ndpi" || name == "catalog") {
+                    sample_files(&p, out);
+                }
+            } else if name != "SOURCES.md" {
+                out.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn formats_detect_their_samples_and_only_those() {
+        let mut files = Vec::new();
+        sample_files(std::path::Path::new(DATA), &mut files);
+        assert!(files.len() >= 20, "shared data not found");
+        let mut owned_seen = 0;
+        for path in files {
+            let bytes = std::fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text
+                .lines()
+                .map(|l| l.trim_start_matches('\u{feff}').trim_end_matches('\r'))
+                .filter(|l| !l.trim().is_empty())
+                .take(10)
+                .collect();
+            let p = path.to_string_lossy();
+            let owner = OWNERS.iter().find(|(frag, _)| p.contains(frag)).map(|(_, name)| *name);
+            if let Some(name) = owner {
+                owned_seen += 1;
+                assert_eq!(crate::ingest::registry::detect(&lines).map(|f| f.name()), Some(name), "{p}");
+            }
+            for f in ours() {
+                if Some(f.name()) != owner {
+                    assert!(f.sniff(&lines) < 50, "{} scores {} on {p}", f.name(), f.sniff(&lines));
+                }
+            }
+        }
+        assert_eq!(owned_seen, 8);
     }
 }

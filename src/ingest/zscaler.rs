@@ -10,9 +10,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::util_b::{self, clean, dest_of};
-use super::{
-    LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason,
-};
+use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&ZscalerJson, &ZscalerCsv];
 
@@ -35,20 +33,9 @@ impl LogFormat for ZscalerJson {
         if t.contains("zscalernss-web") {
             return 95;
         }
-        let keys = [
-            "\"eurl\"",
-            "\"b64url\"",
-            "\"appclass\"",
-            "\"urlcat\"",
-            "\"devicehostname\"",
-            "\"respsize\"",
-        ];
+        let keys = ["\"eurl\"", "\"b64url\"", "\"appclass\"", "\"urlcat\"", "\"devicehostname\"", "\"respsize\""];
         let hits = keys.iter().filter(|k| t.contains(*k)).count();
-        if t.contains("\"event\"") && hits >= 3 {
-            80
-        } else {
-            0
-        }
+        if t.contains("\"event\"") && hits >= 3 { 80 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(JsonLines))
@@ -105,8 +92,7 @@ impl LogFormat for ZscalerCsv {
         }
         let time_ok = util_b::parse_ctime(&fields[0]).is_some();
         let action_ok = matches!(fields[4].as_str(), "Allowed" | "Blocked");
-        let sizes_ok = fields[7].bytes().all(|b| b.is_ascii_digit())
-            && fields[8].bytes().all(|b| b.is_ascii_digit());
+        let sizes_ok = fields[7].bytes().all(|b| b.is_ascii_digit()) && fields[8].bytes().all(|b| b.is_ascii_digit());
         match (time_ok, action_ok, sizes_ok) {
             (true, true, true) => 90,
             (true, true, false) | (true, false, true) => 60,
@@ -128,13 +114,7 @@ impl LineParser for JsonLines {
         let event = match v.get("event") {
             Some(Value::Object(m)) => m,
             _ => match &v {
-                Value::Object(m)
-                    if m.contains_key("eurl")
-                        || m.contains_key("b64url")
-                        || m.contains_key("host") =>
-                {
-                    m
-                }
+                Value::Object(m) if m.contains_key("eurl") || m.contains_key("b64url") || m.contains_key("host") => m,
                 _ => return LineOutcome::Skip(SkipReason::Malformed("no event object")),
             },
         };
@@ -146,27 +126,18 @@ impl LineParser for JsonLines {
     }
 }
 
-fn first_of<'v>(
-    get: &impl Fn(&str) -> Option<Cow<'v, str>>,
-    keys: &[&str],
-) -> Option<Cow<'v, str>> {
+fn first_of<'v>(get: &impl Fn(&str) -> Option<Cow<'v, str>>, keys: &[&str]) -> Option<Cow<'v, str>> {
     keys.iter().find_map(|k| get(k))
 }
 
 fn decode_b64(s: &str) -> Option<String> {
     let t = s.trim();
-    let engines = [
-        base64::engine::general_purpose::STANDARD,
-        base64::engine::general_purpose::URL_SAFE,
-    ];
+    let engines = [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::URL_SAFE];
     let raw = engines.iter().find_map(|e| e.decode(t).ok()).or_else(|| {
         let t = t.trim_end_matches('=');
-        [
-            base64::engine::general_purpose::STANDARD_NO_PAD,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ]
-        .iter()
-        .find_map(|e| e.decode(t).ok())
+        [base64::engine::general_purpose::STANDARD_NO_PAD, base64::engine::general_purpose::URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|e| e.decode(t).ok())
     })?;
     String::from_utf8(raw).ok()
 }
@@ -177,15 +148,9 @@ fn event_record<'v>(
 ) -> Result<Record<'v>, SkipReason> {
     let _ = event;
     let ts = timestamp(get)?;
-    let mut rec = Record {
-        kind: RecordKind::Traffic,
-        ts,
-        ..Default::default()
-    };
-    let url: Option<Cow<'v, str>> = get("b64url")
-        .and_then(|b| decode_b64(&b))
-        .map(Cow::Owned)
-        .or_else(|| first_of(get, &["eurl", "url"]));
+    let mut rec = Record { kind: RecordKind::Traffic, ts, ..Default::default() };
+    let url: Option<Cow<'v, str>> =
+        get("b64url").and_then(|b| decode_b64(&b)).map(Cow::Owned).or_else(|| first_of(get, &["eurl", "url"]));
     if let Some(u) = &url {
         let d = dest_of(u);
         rec.dest_host = d.host.map(|h| Cow::Owned(h.into_owned()));
@@ -213,9 +178,7 @@ fn event_record<'v>(
     rec.src_ip = first_of(get, &["cip", "cltip", "cintip", "clientip"]);
     rec.bytes_up = get("reqsize").map(|s| util_b::bytes(&s)).unwrap_or(0);
     rec.bytes_down = get("respsize").map(|s| util_b::bytes(&s)).unwrap_or(0);
-    rec.action = get("action")
-        .map(|a| util_b::action_of(&a))
-        .unwrap_or_default();
+    rec.action = get("action").map(|a| util_b::action_of(&a)).unwrap_or_default();
     rec.vendor_app = first_of(get, &["appname"]);
     rec.vendor_category = first_of(get, &["urlcat", "urlcategory", "urlsupercat", "appclass"]);
     Ok(rec)
@@ -226,9 +189,7 @@ fn timestamp<'v>(get: &impl Fn(&str) -> Option<Cow<'v, str>>) -> Result<i64, Ski
         return Ok(e);
     }
     let t = get("time").ok_or(SkipReason::BadTimestamp)?;
-    let naive = util_b::parse_ctime(&t)
-        .or_else(|| util_b::parse_any_time(&t))
-        .ok_or(SkipReason::BadTimestamp)?;
+    let naive = util_b::parse_ctime(&t).or_else(|| util_b::parse_any_time(&t)).ok_or(SkipReason::BadTimestamp)?;
     let off = get("tz").and_then(|z| util_b::zone_offset(&z)).unwrap_or(0);
     Ok(naive - off)
 }
@@ -239,11 +200,8 @@ struct CsvLines;
 /// quotes are honoured either way, `""` is an escaped quote.
 fn split_csv_line(line: &str) -> Vec<String> {
     let delim = if line.contains('\t') { b'\t' } else { b',' };
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delim)
-        .from_reader(line.as_bytes());
+    let mut rdr =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delim).from_reader(line.as_bytes());
     let mut rec = csv::StringRecord::new();
     match rdr.read_record(&mut rec) {
         Ok(true) => rec.iter().map(|f| f.trim().to_string()).collect(),
@@ -278,10 +236,8 @@ mod tests {
     use super::*;
     use crate::ingest::{Action, parse_all, registry};
 
-    const SAMPLE: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/elastic-integrations/zscaler/test-web.log"
-    );
+    const SAMPLE: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/elastic-integrations/zscaler/test-web.log");
 
     #[test]
     fn json_sample_parses_all_six() {
@@ -306,10 +262,7 @@ mod tests {
         assert_eq!((r.bytes_up, r.bytes_down), (297, 14135));
         let r = &out.records[5].1;
         assert_eq!(r.ts, 1_661_764_835); // Thu Aug 29 09:20:35 2022
-        assert_eq!(
-            (r.dest_host.as_deref(), r.dest_port),
-            (Some("www.example.com"), Some(443))
-        );
+        assert_eq!((r.dest_host.as_deref(), r.dest_port), (Some("www.example.com"), Some(443)));
         assert_eq!(r.action, Action::Allowed);
     }
 
@@ -323,10 +276,7 @@ mod tests {
         assert_eq!(r.url.as_deref(), Some("https://mail.google.com/mail/u/0/"));
         assert_eq!(r.src_ip.as_deref(), Some("10.1.2.3"));
         assert_eq!(r.dest_ip.as_deref(), Some("142.250.1.17"));
-        assert_eq!(
-            (r.user.as_deref(), r.device.as_deref()),
-            (Some("jdoe@example.com"), Some("LAPTOP-7"))
-        );
+        assert_eq!((r.user.as_deref(), r.device.as_deref()), (Some("jdoe@example.com"), Some("LAPTOP-7")));
         assert_eq!(r.vendor_app.as_deref(), Some("Gmail"));
     }
 
@@ -358,30 +308,16 @@ mod tests {
                 _ => "None".into(),
             })
             .collect();
-        vals.iter()
-            .map(|v| format!("\"{}\"", v.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(",")
+        vals.iter().map(|v| format!("\"{}\"", v.replace('"', "\"\""))).collect::<Vec<_>>().join(",")
     }
 
     #[test]
     fn default_csv_layout_parses_with_quoted_commas() {
-        let l1 = default_csv_line(
-            "Mon Jun 20 15:29:11 2022",
-            "www.dropbox.com/home",
-            "Allowed",
-        );
-        let l2 = default_csv_line(
-            "Mon Jun 20 15:29:12 2022",
-            "content.dropboxapi.com:443",
-            "Blocked",
-        );
+        let l1 = default_csv_line("Mon Jun 20 15:29:11 2022", "www.dropbox.com/home", "Allowed");
+        let l2 = default_csv_line("Mon Jun 20 15:29:12 2022", "content.dropboxapi.com:443", "Blocked");
         let data = format!("{l1}\n{l2}\n\"garbage\"\n");
         let lines: Vec<&str> = data.lines().collect();
-        assert_eq!(
-            registry::detect(&lines).map(|f| f.name()),
-            Some("zscaler-csv")
-        );
+        assert_eq!(registry::detect(&lines).map(|f| f.name()), Some("zscaler-csv"));
         let out = parse_all(&ZscalerCsv, data.as_bytes()).unwrap();
         assert_eq!(out.records.len(), 2);
         assert_eq!(out.skips.len(), 1);
@@ -391,10 +327,7 @@ mod tests {
         assert_eq!(r.dest_host.as_deref(), Some("www.dropbox.com"));
         assert_eq!(r.vendor_category.as_deref(), Some("Online Storage, Backup"));
         assert_eq!((r.bytes_up, r.bytes_down), (1200, 34000));
-        assert_eq!(
-            (r.user.as_deref(), r.device.as_deref()),
-            (Some("alice@corp.example"), Some("PC-ALICE"))
-        );
+        assert_eq!((r.user.as_deref(), r.device.as_deref()), (Some("alice@corp.example"), Some("PC-ALICE")));
         let r = &out.records[1].1;
         assert_eq!(
             (r.dest_host.as_deref(), r.dest_port, r.action),
@@ -403,20 +336,13 @@ mod tests {
         // Tab-separated output of the same fields.
         let tsv = split_csv_line(&l1).join("\t");
         let out = parse_all(&ZscalerCsv, tsv.as_bytes()).unwrap();
-        assert_eq!(
-            out.records[0].1.dest_host.as_deref(),
-            Some("www.dropbox.com")
-        );
+        assert_eq!(out.records[0].1.dest_host.as_deref(), Some("www.dropbox.com"));
     }
 
     #[test]
     fn sample_is_detected() {
         let text = std::fs::read_to_string(SAMPLE).unwrap();
-        let lines: Vec<&str> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .take(10)
-            .collect();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(10).collect();
         assert_eq!(registry::detect(&lines).map(|f| f.name()), Some("zscaler"));
     }
 
