@@ -1,4 +1,322 @@
-//! Placeholder: the cef parser is being written. It registers no format yet.
-use super::LogFormat;
+//! ArcSight Common Event Format (`cef`), with or without a syslog prefix.
+//!
+//! Also accepts the non-conforming Cisco Firepower variant whose extension pairs are separated
+//! by `;`. Zone rule: `rt`/`start`/`end` in epoch milliseconds are UTC by definition; the
+//! `MMM dd yyyy HH:mm:ss` form is taken as UTC unless a zone follows it. Lines with no time at
+//! all (no `rt`/`start`/`end` and no dated syslog prefix) are skipped as `bad_timestamp`.
+use std::borrow::Cow;
 
-pub static FORMATS: &[&dyn LogFormat] = &[];
+use super::util_b::{self, RawPair, cef_unescape_value, clean, dest_of, split_header, split_kv};
+use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
+
+pub static FORMATS: &[&dyn LogFormat] = &[&Cef];
+
+pub struct Cef;
+
+/// Where `CEF:<digit>` starts in a line, if anywhere.
+fn cef_start(line: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = line.get(from..)?.find("CEF:") {
+        let at = from + i;
+        if line.as_bytes().get(at + 4).is_some_and(u8::is_ascii_digit) {
+            return Some(at);
+        }
+        from = at + 4;
+    }
+    None
+}
+
+impl LogFormat for Cef {
+    fn name(&self) -> &'static str {
+        "cef"
+    }
+    fn description(&self) -> &'static str {
+        "ArcSight Common Event Format (CEF:0/1), optional syslog prefix; Cisco Firepower ';' variant"
+    }
+    fn sniff(&self, lines: &[&str]) -> u8 {
+        let sample: Vec<&&str> = lines.iter().take(10).collect();
+        if sample.is_empty() {
+            return 0;
+        }
+        let hits = sample.iter().filter(|l| cef_start(l).and_then(|i| split_header(&l[i + 4..], 7)).is_some()).count();
+        if hits == 0 {
+            0
+        } else if hits * 2 >= sample.len() {
+            92
+        } else {
+            60
+        }
+    }
+    fn parser(&self) -> Box<dyn Parser> {
+        Box::new(LineParserAdapter(CefLines))
+    }
+}
+
+/// A CEF event split into its parts; extension values are unescaped.
+#[derive(Debug)]
+pub struct CefEvent<'a> {
+    pub prefix: &'a str,
+    /// Version, vendor, product, device version, signature id, name, severity.
+    pub header: Vec<String>,
+    pub ext: Vec<(&'a str, Cow<'a, str>)>,
+}
+
+impl CefEvent<'_> {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.ext.iter().rev().find(|(k, _)| *k == key).and_then(|(_, v)| clean(v))
+    }
+}
+
+/// Splits one line into a [`CefEvent`].
+pub fn parse_cef(line: &str) -> Result<CefEvent<'_>, SkipReason> {
+    let start = cef_start(line).ok_or(SkipReason::Malformed("no CEF header"))?;
+    let (header, ext) =
+        split_header(&line[start + 4..], 7).ok_or(SkipReason::Malformed("CEF header has fewer than 7 fields"))?;
+    let spaced = split_kv(ext, None);
+    let semi = split_kv(ext, Some(b';'));
+    // Firepower writes `k=v;k=v`: only then does splitting on ';' find far more keys.
+    let pairs: Vec<RawPair<'_>> = if semi.len() > 2 * spaced.len() + 1 { semi } else { spaced };
+    let ext = pairs.into_iter().map(|p| (p.key, cef_unescape_value(p.value))).collect();
+    Ok(CefEvent { prefix: &line[..start], header, ext })
+}
+
+/// Escapes a header field for writing CEF.
+pub fn escape_header(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('|', "\\|")
+}
+
+/// Escapes an extension value for writing CEF.
+pub fn escape_value(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('=', "\\=").replace('\n', "\\n").replace('\r', "\\r")
+}
+
+fn time_of(v: &str) -> Option<i64> {
+    util_b::parse_any_time(v).or_else(|| {
+        // Firepower glues junk after the number (`1691731769000;"/file...`).
+        let digits: &str = &v[..v.bytes().take_while(u8::is_ascii_digit).count()];
+        (digits.len() >= 10).then(|| util_b::epoch_auto(digits)).flatten()
+    })
+}
+
+/// A dated syslog prefix: RFC 5424 (`<134>1 2020-03-29T13:19:22Z host`) or
+/// `MMM dd yyyy HH:mm:ss`. Year-less BSD stamps are ambiguous and ignored.
+pub(crate) fn prefix_time(prefix: &str) -> Option<i64> {
+    let p = prefix.trim_start();
+    let p = match p.strip_prefix('<') {
+        Some(r) => r.split_once('>').map(|(_, rest)| rest).unwrap_or(r),
+        None => p,
+    };
+    let toks: Vec<&str> = p.split_whitespace().collect();
+    for (i, t) in toks.iter().enumerate().take(3) {
+        if t.len() >= 19 && t.as_bytes().get(4) == Some(&b'-') {
+            return util_b::parse_iso(t);
+        }
+        if util_b::month_of(t).is_some() && toks.len() >= i + 4 {
+            return util_b::parse_mmm_dd_yyyy(&toks[i..i + 4].join(" "));
+        }
+    }
+    None
+}
+
+/// Maps a parsed event to a record.
+pub fn to_record<'a>(ev: &'a CefEvent<'a>) -> Result<Record<'a>, SkipReason> {
+    let b = |s: &'a str| Cow::Borrowed(s);
+    let mut rec = Record { kind: RecordKind::Traffic, ..Default::default() };
+    let request = ev.get("request");
+    if let Some(u) = request {
+        let d = dest_of(u);
+        rec.dest_host = d.host;
+        rec.dest_ip = d.ip;
+        rec.dest_port = d.port;
+        rec.url = Some(b(u));
+    }
+    let service = ev.get("destinationServiceName");
+    if rec.dest_host.is_none() {
+        let named = ev.get("dhost").or(service.filter(|s| s.contains('.')));
+        if let Some(h) = named {
+            let d = dest_of(h);
+            rec.dest_host = d.host;
+            if rec.dest_ip.is_none() {
+                rec.dest_ip = d.ip;
+            }
+        }
+    }
+    if let Some(ip) = ev.get("dst") {
+        rec.dest_ip = Some(b(ip));
+    }
+    if rec.dest_host.is_none() && rec.dest_ip.is_none() {
+        return Err(SkipReason::Irrelevant("no destination"));
+    }
+    rec.ts = ["rt", "start", "end"]
+        .iter()
+        .find_map(|k| ev.get(k).and_then(time_of))
+        .or_else(|| prefix_time(ev.prefix))
+        .ok_or(SkipReason::BadTimestamp)?;
+    if let Some(p) = ev.get("dpt").and_then(util_b::port) {
+        rec.dest_port = Some(p);
+    }
+    rec.src_ip = ev.get("src").or(ev.get("c6a2")).map(b);
+    // Firepower puts a Python dict in suser; that is not a user name.
+    rec.user = ev.get("suser").filter(|u| !u.starts_with('{')).map(b);
+    rec.device = ev.get("shost").map(b);
+    rec.bytes_up = ev.get("in").map(util_b::bytes).unwrap_or(0);
+    rec.bytes_down = ev.get("out").map(util_b::bytes).unwrap_or(0);
+    rec.action = ev.get("act").map(util_b::action_of).unwrap_or_default();
+    rec.vendor_app = ev.get("app").or(service.filter(|s| !s.contains('.'))).map(b);
+    let labelled_category = (1..=6).find_map(|n| {
+        let label = ev.get(&format!("cs{n}Label"))?;
+        if label.to_ascii_lowercase().contains("categor") { ev.get(&format!("cs{n}")) } else { None }
+    });
+    rec.vendor_category = ev.get("cat").or(labelled_category).map(b);
+    Ok(rec)
+}
+
+struct CefLines;
+
+impl LineParser for CefLines {
+    fn parse_line<'a>(&mut self, line: &'a str) -> LineOutcome<'a> {
+        let ev = match parse_cef(line) {
+            Ok(ev) => ev,
+            Err(e) => return LineOutcome::Skip(e),
+        };
+        match to_record(&ev) {
+            Ok(r) => LineOutcome::Record(r.into_owned()),
+            Err(e) => LineOutcome::Skip(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{Action, parse_all, registry};
+    use proptest::prelude::*;
+
+    const ELASTIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/elastic-integrations/cef/test-cef.log");
+    const FIREPOWER: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/azure-sentinel/cef/Cisco_Firepower_ASimWebSession_RawLogs.txt"
+    );
+
+    #[test]
+    fn elastic_sample_has_no_times_and_one_event_without_destination() {
+        let data = std::fs::read(ELASTIC).unwrap();
+        let out = parse_all(&Cef, &data).unwrap();
+        assert_eq!(out.records.len(), 0);
+        let reasons: Vec<_> = out.skips.iter().map(|(p, r, _)| (p.line, r.clone())).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (1, SkipReason::BadTimestamp),
+                (2, SkipReason::BadTimestamp),
+                (3, SkipReason::Irrelevant("no destination")),
+                (4, SkipReason::BadTimestamp),
+            ]
+        );
+        // The fields themselves are read correctly.
+        let text = std::fs::read_to_string(ELASTIC).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let ev = parse_cef(lines[0]).unwrap();
+        assert_eq!(ev.header[1..3], ["Elastic".to_string(), "Vaporware".to_string()]);
+        let e1 = to_record(&ev).unwrap_err();
+        assert_eq!(e1, SkipReason::BadTimestamp);
+        assert_eq!(ev.get("request"), Some("https://www.example.com/cart"));
+        let ev = parse_cef(lines[3]).unwrap();
+        assert_eq!(ev.get("message"), Some("This event is padded with whitespace"));
+        assert_eq!(ev.get("src"), Some("192.168.3.4"));
+        let ev = parse_cef(lines[1]).unwrap();
+        assert_eq!((ev.get("suser"), ev.get("dpt")), (Some("bob"), Some("443")));
+    }
+
+    #[test]
+    fn elastic_lines_with_rt_become_records() {
+        let line = "CEF:0|Elastic|Vaporware|1.0.0-alpha|18|Web request|low|eventId=3457 rt=1694428385000 src=89.160.20.156 spt=33876 dst=192.168.10.1 dpt=443 request=https://www.example.com/cart suser=bob in=1200 out=45000 act=allowed app=HTTPS cat=Shopping";
+        let out = parse_all(&Cef, line.as_bytes()).unwrap();
+        let r = &out.records[0].1;
+        assert_eq!(r.ts, 1_694_428_385);
+        assert_eq!(
+            (r.dest_host.as_deref(), r.dest_ip.as_deref(), r.dest_port),
+            (Some("www.example.com"), Some("192.168.10.1"), Some(443))
+        );
+        assert_eq!((r.bytes_up, r.bytes_down), (1200, 45000));
+        assert_eq!((r.user.as_deref(), r.action), (Some("bob"), Action::Allowed));
+        assert_eq!((r.vendor_app.as_deref(), r.vendor_category.as_deref()), (Some("HTTPS"), Some("Shopping")));
+        let line = "Jan 17 2020 08:52:10 fw01 CEF:0|Forcepoint|NGFW|6.5|70018|Connection_Allowed|0|deviceExternalId=fw01 node 1 dvc=10.1.1.1 rt=Jan 17 2020 08:52:10 src=10.0.0.8 dst=52.1.1.1 dpt=443 dhost=slack.com suser=CORP\\\\alice msg=frag\\=0x4000 act=Block destinationServiceName=HTTPS";
+        let out = parse_all(&Cef, line.as_bytes()).unwrap();
+        let r = &out.records[0].1;
+        assert_eq!(r.ts, 1_579_251_130);
+        assert_eq!((r.dest_host.as_deref(), r.user.as_deref()), (Some("slack.com"), Some("CORP\\alice")));
+        assert_eq!((r.action, r.vendor_app.as_deref()), (Action::Blocked, Some("HTTPS")));
+        let ev = parse_cef(line).unwrap();
+        assert_eq!((ev.get("msg"), ev.get("deviceExternalId")), (Some("frag=0x4000"), Some("fw01 node 1")));
+    }
+
+    #[test]
+    fn firepower_semicolon_variant_is_accepted() {
+        let data = std::fs::read(FIREPOWER).unwrap();
+        let out = parse_all(&Cef, &data).unwrap();
+        assert_eq!(out.records.len(), 11);
+        assert!(out.skips.is_empty());
+        let r = &out.records[0].1;
+        assert_eq!(r.ts, 1_687_855_290);
+        assert_eq!(
+            (r.dest_host.as_deref(), r.dest_ip.as_deref(), r.dest_port),
+            (Some("www.google.com"), Some("2.3.4.5"), Some(90))
+        );
+        assert_eq!((r.src_ip.as_deref(), r.user.as_deref(), r.action), (Some("1.2.3.4"), Some("abc"), Action::Blocked));
+        assert_eq!(r.vendor_app.as_deref(), Some("HTTP"));
+        // The Python-dict suser is dropped, the glued rt still gives the time.
+        let r = &out.records[3].1;
+        assert_eq!(
+            (r.ts, r.user.as_deref(), r.dest_ip.as_deref(), r.dest_port),
+            (1_691_731_769, None, Some("1.2.3.4"), Some(80))
+        );
+        let r = &out.records[10].1;
+        assert_eq!(r.dest_host.as_deref(), Some("ctldl.windowsupdate.com"));
+        assert_eq!(r.ts, 1_691_988_234);
+    }
+
+    #[test]
+    fn samples_are_detected() {
+        for path in [ELASTIC, FIREPOWER] {
+            let text = std::fs::read_to_string(path).unwrap();
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(10).collect();
+            assert_eq!(registry::detect(&lines).map(|f| f.name()), Some("cef"), "{path}");
+        }
+    }
+
+    fn header_field() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 |\\\\=._-]{0,12}"
+    }
+
+    fn ext_value() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 |\\\\=.:/_\n-]{1,24}".prop_filter("no edge spaces", |s| s.trim() == s && !s.is_empty())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn escaping_round_trips(vendor in header_field(), product in header_field(), name in header_field(),
+                                values in proptest::collection::vec(ext_value(), 1..5)) {
+            let keys = ["request", "suser", "msg", "cs1", "dhost"];
+            let ext: Vec<String> = values.iter().zip(keys).map(|(v, k)| format!("{k}={}", escape_value(v))).collect();
+            let line = format!("CEF:0|{}|{}|1.0|100|{}|5|{}", escape_header(&vendor), escape_header(&product), escape_header(&name), ext.join(" "));
+            let ev = parse_cef(&line).unwrap();
+            prop_assert_eq!(&ev.header[1], &vendor);
+            prop_assert_eq!(&ev.header[2], &product);
+            prop_assert_eq!(&ev.header[5], &name);
+            prop_assert_eq!(ev.ext.len(), values.len());
+            for ((k, v), (want_v, want_k)) in ev.ext.iter().zip(values.iter().zip(keys)) {
+                prop_assert_eq!(*k, want_k);
+                prop_assert_eq!(v.as_ref(), want_v.as_str());
+            }
+        }
+
+        #[test]
+        fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..400), s in "(CEF:0\\|)?[ -~]{0,200}") {
+            let _ = parse_all(&Cef, &data);
+            let _ = parse_all(&Cef, s.as_bytes());
+            let _ = Cef.sniff(&[s.as_str()]);
+        }
+    }
+}
