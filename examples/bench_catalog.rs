@@ -19,12 +19,7 @@ fn main() {
     // A realistic mix: catalog hosts and deep subdomains of them (hits), mixed case and
     // trailing dots (normalisation), and unknown hosts (misses that reach the pattern set).
     let mut hosts: Vec<String> = Vec::new();
-    for (i, r) in catalog
-        .rules()
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.value.contains('.'))
-    {
+    for (i, r) in catalog.rules().iter().enumerate().filter(|(_, r)| r.value.contains('.')) {
         if r.value.contains('\\') || r.value.contains('^') {
             continue;
         }
@@ -52,10 +47,7 @@ fn main() {
         x ^= x << 17;
         order.swap(i, (x % (i as u64 + 1)) as usize);
     }
-    let mix: Vec<&str> = order
-        .iter()
-        .filter_map(|i| hosts.get(*i).map(String::as_str))
-        .collect();
+    let mix: Vec<&str> = order.iter().filter_map(|i| hosts.get(*i).map(String::as_str)).collect();
 
     // Warm up (regex lazy DFA caches), then measure.
     let mut matched = 0usize;

@@ -15,18 +15,11 @@ pub(crate) struct Parsed {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect()
+    s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()
 }
 
 pub(crate) fn parse(text: &str) -> Parsed {
-    let mut out = Parsed {
-        apps: Vec::new(),
-        metas: Vec::new(),
-        rules: Vec::with_capacity(9000),
-    };
+    let mut out = Parsed { apps: Vec::new(), metas: Vec::new(), rules: Vec::with_capacity(9000) };
     for line in text.lines() {
         let mut f = line.split('\t');
         match f.next() {
@@ -37,10 +30,7 @@ pub(crate) fn parse(text: &str) -> Parsed {
                 }
                 let name = f.next().unwrap_or(id);
                 let vendor = f.next().unwrap_or_default();
-                let category = f
-                    .next()
-                    .and_then(Category::parse)
-                    .unwrap_or(Category::Other);
+                let category = f.next().and_then(Category::parse).unwrap_or(Category::Other);
                 let sources = split_list(f.next().unwrap_or_default());
                 let mut attributes = split_list(f.next().unwrap_or_default());
                 let signals = RiskSignals::parse(f.next().unwrap_or_default());
@@ -57,17 +47,13 @@ pub(crate) fn parse(text: &str) -> Parsed {
                     attributes,
                     sources,
                 });
-                out.metas.push(AppMeta {
-                    signals,
-                    ..AppMeta::default()
-                });
+                out.metas.push(AppMeta { signals, ..AppMeta::default() });
             }
             Some(kind @ ("R" | "V" | "I")) => {
                 let Some(idx) = out.apps.len().checked_sub(1) else {
                     continue;
                 };
-                let (Some(app), Some(meta)) = (out.apps.get_mut(idx), out.metas.get_mut(idx))
-                else {
+                let (Some(app), Some(meta)) = (out.apps.get_mut(idx), out.metas.get_mut(idx)) else {
                     continue;
                 };
                 let value = f.next().unwrap_or_default();

@@ -60,11 +60,7 @@ impl Rule {
     pub fn parse_v2fly(text: &str, app: AppIdx) -> Option<Rule> {
         let mut parts = text.split_whitespace();
         let head = parts.next()?;
-        let attrs = parts
-            .filter_map(|p| p.strip_prefix('@'))
-            .filter(|a| !a.is_empty())
-            .map(str::to_string)
-            .collect();
+        let attrs = parts.filter_map(|p| p.strip_prefix('@')).filter(|a| !a.is_empty()).map(str::to_string).collect();
         let (kind, value) = match head.split_once(':') {
             // v2fly's README spells the prefix `regex:`, its data `regexp:`.
             Some(("regex", v)) => (RuleKind::Regexp, v),
@@ -78,12 +74,7 @@ impl Rule {
         if value.is_empty() {
             return None;
         }
-        Some(Rule {
-            kind,
-            value,
-            attrs,
-            app,
-        })
+        Some(Rule { kind, value, attrs, app })
     }
 
     /// `kind:value`, the form shown in reports and `Identified::App::rule`.
@@ -172,10 +163,7 @@ impl Matcher {
             let id = i as u32;
             match r.kind {
                 RuleKind::Full | RuleKind::Domain => {
-                    let slot = exact.entry(r.value.as_str().into()).or_insert(Slot {
-                        full: NONE,
-                        domain: NONE,
-                    });
+                    let slot = exact.entry(r.value.as_str().into()).or_insert(Slot { full: NONE, domain: NONE });
                     if r.kind == RuleKind::Full {
                         slot.full = id;
                     } else {
@@ -198,17 +186,8 @@ impl Matcher {
                 None => pats.push((p, id)),
             }
         }
-        let patterns = if pats.is_empty() {
-            None
-        } else {
-            RegexSet::new(pats.iter().map(|(p, _)| p.as_str())).ok()
-        };
-        Matcher {
-            rules,
-            exact,
-            patterns,
-            pattern_rules: pats.into_iter().map(|(_, id)| id).collect(),
-        }
+        let patterns = if pats.is_empty() { None } else { RegexSet::new(pats.iter().map(|(p, _)| p.as_str())).ok() };
+        Matcher { rules, exact, patterns, pattern_rules: pats.into_iter().map(|(_, id)| id).collect() }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -235,9 +214,7 @@ impl Matcher {
                 dst.copy_from_slice(host.as_bytes());
                 dst.make_ascii_lowercase();
                 // ASCII lowercasing keeps UTF-8 valid.
-                std::str::from_utf8(dst)
-                    .ok()
-                    .and_then(|h| self.find_lower(h))
+                std::str::from_utf8(dst).ok().and_then(|h| self.find_lower(h))
             }
             None => self.find_lower(&host.to_ascii_lowercase()),
         }
@@ -277,11 +254,7 @@ impl Matcher {
 
 /// Checks that a `regexp:` pattern compiles (and is not absurdly large).
 pub fn validate_regex(p: &str) -> Result<(), String> {
-    regex::RegexBuilder::new(p)
-        .size_limit(1 << 20)
-        .build()
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    regex::RegexBuilder::new(p).size_limit(1 << 20).build().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Strips whitespace, a trailing root dot and a `:port` (but leaves IPv6 literals alone).
@@ -338,17 +311,9 @@ mod tests {
             rule("keyword:tracker", 5),
             rule("tracker.example.org", 6),
         ]);
-        assert_eq!(
-            app_of(&m, "tracker.example.org"),
-            Some(6),
-            "domain beats keyword"
-        );
+        assert_eq!(app_of(&m, "tracker.example.org"), Some(6), "domain beats keyword");
         assert_eq!(app_of(&m, "mytracker.net"), Some(5));
-        assert_eq!(
-            app_of(&m, "api7.tracker-cdn.io"),
-            Some(5),
-            "keyword before regexp"
-        );
+        assert_eq!(app_of(&m, "api7.tracker-cdn.io"), Some(5), "keyword before regexp");
         assert_eq!(app_of(&m, "api7.example.io"), Some(4));
         assert_eq!(app_of(&m, "api.example.io"), None);
     }
@@ -375,15 +340,7 @@ mod tests {
         let m = Matcher::new(vec![rule("example.com", 1)]);
         let long = "a.".repeat(400) + "example.com";
         assert_eq!(app_of(&m, &long.to_uppercase()), Some(1));
-        for h in [
-            "",
-            ".",
-            "..",
-            ":",
-            "[::1]:80",
-            "é.example.com",
-            "EXAMPLE.com.:",
-        ] {
+        for h in ["", ".", "..", ":", "[::1]:80", "é.example.com", "EXAMPLE.com.:"] {
             let _ = m.find(h);
         }
         assert_eq!(app_of(&m, "É.EXAMPLE.com"), Some(1));

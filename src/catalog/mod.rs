@@ -38,19 +38,7 @@ use std::sync::OnceLock;
 pub const BUILTIN_ASSET: &str = include_str!("../../assets/catalog.tsv");
 
 /// The fixed category taxonomy.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
 pub enum Category {
     Collaboration,
     CloudStorage,
@@ -227,8 +215,7 @@ impl Cidr {
         }
         match (self.net, ip) {
             (IpAddr::V4(n), IpAddr::V4(i)) => {
-                masked(u128::from(u32::from(n)), 32, self.prefix)
-                    == masked(u128::from(u32::from(i)), 32, self.prefix)
+                masked(u128::from(u32::from(n)), 32, self.prefix) == masked(u128::from(u32::from(i)), 32, self.prefix)
             }
             (IpAddr::V6(n), IpAddr::V6(i)) => {
                 masked(u128::from(n), 128, self.prefix) == masked(u128::from(i), 128, self.prefix)
@@ -265,10 +252,7 @@ pub struct Catalog {
 
 /// Lowercase alphanumerics only: `MS_OneDrive` and `ms-onedrive` both become `msonedrive`.
 fn normalise_name(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
 impl Catalog {
@@ -312,10 +296,7 @@ impl Catalog {
     /// This catalog plus a user file.
     pub fn merge_user_file(self, path: &Path) -> Result<Catalog, CatalogError> {
         let entries = user_file::load(path)?;
-        let source = format!(
-            "user:{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-        );
+        let source = format!("user:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
         Ok(self.merge(entries, &source))
     }
 
@@ -329,44 +310,26 @@ impl Catalog {
         // Priority by insertion: explicit aliases, then ids, then display names.
         for (i, meta) in metas.iter().enumerate() {
             for a in &meta.aliases {
-                vendor_names
-                    .entry(normalise_name(a))
-                    .or_insert(AppIdx(i as u32));
+                vendor_names.entry(normalise_name(a)).or_insert(AppIdx(i as u32));
             }
             for c in &meta.cidrs {
                 cidrs.push((*c, AppIdx(i as u32)));
             }
         }
         for (i, app) in apps.iter().enumerate() {
-            vendor_names
-                .entry(normalise_name(&app.id))
-                .or_insert(AppIdx(i as u32));
+            vendor_names.entry(normalise_name(&app.id)).or_insert(AppIdx(i as u32));
         }
         for (i, app) in apps.iter().enumerate() {
-            vendor_names
-                .entry(normalise_name(&app.name))
-                .or_insert(AppIdx(i as u32));
+            vendor_names.entry(normalise_name(&app.name)).or_insert(AppIdx(i as u32));
         }
         vendor_names.retain(|k, _| k.len() >= 2);
         // Most specific range first.
         cidrs.sort_by_key(|c| std::cmp::Reverse(c.0.prefix));
-        Catalog {
-            apps,
-            metas,
-            matcher: Matcher::new(rules),
-            by_id,
-            vendor_names,
-            cidrs,
-        }
+        Catalog { apps, metas, matcher: Matcher::new(rules), by_id, vendor_names, cidrs }
     }
 
     fn merge(self, entries: Vec<user_file::UserApp>, source: &str) -> Catalog {
-        let Catalog {
-            mut apps,
-            mut metas,
-            matcher,
-            ..
-        } = self;
+        let Catalog { mut apps, mut metas, matcher, .. } = self;
         let mut rules = matcher.rules().to_vec();
         for e in entries {
             let idx = match apps.iter().position(|a| a.id == e.id) {
@@ -400,15 +363,10 @@ impl Catalog {
             }
             app.sources.push(source.to_string());
             for r in e.rules {
-                if matches!(r.kind, RuleKind::Full | RuleKind::Domain)
-                    && !app.domains.contains(&r.value)
-                {
+                if matches!(r.kind, RuleKind::Full | RuleKind::Domain) && !app.domains.contains(&r.value) {
                     app.domains.push(r.value.clone());
                 }
-                rules.push(Rule {
-                    app: AppIdx(idx as u32),
-                    ..r
-                });
+                rules.push(Rule { app: AppIdx(idx as u32), ..r });
             }
             meta.aliases.extend(e.aliases);
             meta.cidrs.extend(e.cidrs);
@@ -439,10 +397,7 @@ impl Catalog {
 
     /// Appliance names, process names and aliases of an app.
     pub fn aliases(&self, idx: AppIdx) -> &[String] {
-        self.metas
-            .get(idx.0 as usize)
-            .map(|m| m.aliases.as_slice())
-            .unwrap_or(&[])
+        self.metas.get(idx.0 as usize).map(|m| m.aliases.as_slice()).unwrap_or(&[])
     }
 
     /// The match rules (`R` lines and user rules) of every app.
@@ -462,17 +417,9 @@ impl Catalog {
 
     /// Identifies a host name (case-insensitive; trailing dot and `:port` ignored).
     pub fn identify_host(&self, host: &str) -> Identified {
-        match self
-            .match_host(host)
-            .and_then(|(idx, id)| Some((idx, self.matcher.rule(id)?)))
-        {
-            Some((idx, rule)) => Identified::App {
-                idx,
-                rule: rule.display(),
-            },
-            None => Identified::Unknown {
-                registrable: registrable_domain(host.trim().trim_end_matches('.')),
-            },
+        match self.match_host(host).and_then(|(idx, id)| Some((idx, self.matcher.rule(id)?))) {
+            Some((idx, rule)) => Identified::App { idx, rule: rule.display() },
+            None => Identified::Unknown { registrable: registrable_domain(host.trim().trim_end_matches('.')) },
         }
     }
 
@@ -510,10 +457,7 @@ impl Catalog {
     pub fn identify_ip_range(&self, ip: &str) -> Option<(AppIdx, Cidr)> {
         let ip = ip.trim().trim_start_matches('[').trim_end_matches(']');
         let ip: IpAddr = ip.parse().ok()?;
-        self.cidrs
-            .iter()
-            .find(|(c, _)| c.contains(ip))
-            .map(|(c, idx)| (*idx, *c))
+        self.cidrs.iter().find(|(c, _)| c.contains(ip)).map(|(c, idx)| (*idx, *c))
     }
 
     /// Risk of an app not in the catalog.
@@ -524,10 +468,7 @@ impl Catalog {
     /// One line for `shadowscope catalog lookup HOST`: host, app, category, score and the rule.
     pub fn lookup_report(&self, host: &str) -> String {
         let shown = display_safe(host.trim());
-        if let Some((app, range)) = self
-            .identify_ip_range(host)
-            .and_then(|(i, r)| Some((self.try_get(i)?, r)))
-        {
+        if let Some((app, range)) = self.identify_ip_range(host).and_then(|(i, r)| Some((self.try_get(i)?, r))) {
             return format!(
                 "{shown} -> {} \"{}\" [{}] score {:.1} ({}) via ip:{}",
                 display_safe(&app.id),
@@ -538,16 +479,9 @@ impl Catalog {
                 range
             );
         }
-        match self
-            .match_host(host)
-            .and_then(|(idx, id)| Some((self.try_get(idx)?, self.rule(id)?)))
-        {
+        match self.match_host(host).and_then(|(idx, id)| Some((self.try_get(idx)?, self.rule(id)?))) {
             Some((app, rule)) => {
-                let attrs = if rule.attrs.is_empty() {
-                    String::new()
-                } else {
-                    format!(" @{}", rule.attrs.join(" @"))
-                };
+                let attrs = if rule.attrs.is_empty() { String::new() } else { format!(" @{}", rule.attrs.join(" @")) };
                 format!(
                     "{shown} -> {} \"{}\" [{}] score {:.1} ({}) via {}{}",
                     display_safe(&app.id),

@@ -84,11 +84,7 @@ impl RiskSignals {
 const BASELINE: f32 = 7.0;
 
 fn factor(group: RiskGroup, label: impl Into<String>, delta: f32) -> RiskFactor {
-    RiskFactor {
-        group,
-        label: label.into(),
-        delta,
-    }
+    RiskFactor { group, label: label.into(), delta }
 }
 
 fn category_delta(c: Category) -> f32 {
@@ -98,9 +94,7 @@ fn category_delta(c: Category) -> f32 {
         Category::Unknown => -2.0,
         Category::CloudStorage | Category::GenerativeAi | Category::AdTracking => -1.5,
         Category::SocialNetwork | Category::Webmail => -1.0,
-        Category::Media | Category::Communication | Category::DeveloperTools | Category::Other => {
-            -0.5
-        }
+        Category::Media | Category::Communication | Category::DeveloperTools | Category::Other => -0.5,
         Category::Collaboration | Category::Productivity | Category::Crm | Category::Cdn => 0.0,
         Category::Security => 0.5,
     }
@@ -136,69 +130,39 @@ pub fn score_of(factors: &[RiskFactor]) -> RiskScore {
 pub fn base_risk(category: Category, s: &RiskSignals) -> RiskBreakdown {
     use RiskGroup::*;
     let mut f = vec![factor(General, "baseline", BASELINE)];
-    f.push(factor(
-        General,
-        format!("category: {}", category.label()),
-        category_delta(category),
-    ));
+    f.push(factor(General, format!("category: {}", category.label()), category_delta(category)));
     if s.major_vendor {
         f.push(factor(General, "established enterprise vendor", 1.5));
     }
-    match s
-        .breed
-        .as_deref()
-        .and_then(|b| breed_delta(b).map(|d| (b, d)))
-    {
+    match s.breed.as_deref().and_then(|b| breed_delta(b).map(|d| (b, d))) {
         Some((b, d)) => f.push(factor(Security, format!("nDPI risk class {b}"), d)),
         None => f.push(factor(Security, "not rated by nDPI", 0.0)),
     }
     if let Some(kind) = &s.ai_risk {
-        f.push(factor(
-            Security,
-            format!("AI risk type: {kind}"),
-            ai_risk_delta(kind),
-        ));
+        f.push(factor(Security, format!("AI risk type: {kind}"), ai_risk_delta(kind)));
     }
     if s.vendor_pki {
         f.push(factor(Security, "vendor runs its own public PKI", 0.5));
     }
     if s.sanctioned == Some(false) {
-        f.push(factor(
-            Compliance,
-            "not sanctioned in the AI-governance list",
-            -0.5,
-        ));
+        f.push(factor(Compliance, "not sanctioned in the AI-governance list", -0.5));
     }
     if s.enterprise_tier {
         f.push(factor(Compliance, "business / enterprise tier", 0.5));
     }
     if category == Category::AdTracking {
-        f.push(factor(
-            Compliance,
-            "personal data processed for advertising",
-            -0.5,
-        ));
+        f.push(factor(Compliance, "personal data processed for advertising", -0.5));
     }
     if s.mostly_cn {
         f.push(factor(Legal, "mostly served from mainland China", -1.5));
     }
-    RiskBreakdown {
-        score: score_of(&f),
-        factors: f,
-    }
+    RiskBreakdown { score: score_of(&f), factors: f }
 }
 
 /// A score pinned by a user catalog file.
 pub fn pinned_risk(score: f32) -> RiskBreakdown {
-    let f = vec![factor(
-        RiskGroup::General,
-        "score set by the user catalog",
-        score,
-    )];
-    RiskBreakdown {
-        score: score_of(&f),
-        factors: f,
-    }
+    let f = vec![factor(RiskGroup::General, "score set by the user catalog", score)];
+    RiskBreakdown { score: score_of(&f), factors: f }
 }
 
 /// What the local cache knows about an app's use.
@@ -218,15 +182,8 @@ const GIB: u64 = 1 << 30;
 /// function can be applied repeatedly as evidence changes.
 pub fn risk_with_evidence(base: &RiskBreakdown, ev: &LocalEvidence) -> RiskBreakdown {
     use RiskGroup::Evidence;
-    let mut f: Vec<RiskFactor> = base
-        .factors
-        .iter()
-        .filter(|x| x.group != Evidence)
-        .cloned()
-        .collect();
-    let already_unknown = f
-        .iter()
-        .any(|x| x.label == format!("category: {}", Category::Unknown.label()));
+    let mut f: Vec<RiskFactor> = base.factors.iter().filter(|x| x.group != Evidence).cloned().collect();
+    let already_unknown = f.iter().any(|x| x.label == format!("category: {}", Category::Unknown.label()));
     if ev.unknown && !already_unknown {
         f.push(factor(Evidence, "not in the catalog", -2.0));
     }
@@ -249,16 +206,9 @@ pub fn risk_with_evidence(base: &RiskBreakdown, ev: &LocalEvidence) -> RiskBreak
         f.push(factor(Evidence, format!("uploaded {what}"), d));
     }
     if (1..=2).contains(&ev.users) {
-        f.push(factor(
-            Evidence,
-            format!("used by {} user(s) only", ev.users),
-            -0.5,
-        ));
+        f.push(factor(Evidence, format!("used by {} user(s) only", ev.users), -0.5));
     }
-    RiskBreakdown {
-        score: score_of(&f),
-        factors: f,
-    }
+    RiskBreakdown { score: score_of(&f), factors: f }
 }
 
 /// Risk of a host the catalog does not know.

@@ -14,11 +14,7 @@ fn app_of(host: &str) -> (&'static CatalogApp, String) {
 
 fn assert_app(host: &str, id: &str, cat: Category) {
     let (app, rule) = app_of(host);
-    assert_eq!(
-        (app.id.as_str(), app.category),
-        (id, cat),
-        "{host} matched via {rule}"
-    );
+    assert_eq!((app.id.as_str(), app.category), (id, cat), "{host} matched via {rule}");
 }
 
 #[test]
@@ -33,61 +29,19 @@ fn builtin_is_large_and_well_formed() {
         assert!(!a.name.is_empty() && !a.vendor.is_empty(), "{}", a.id);
         assert!((0.0..=10.0).contains(&a.risk.score.0));
         let sum: f32 = a.risk.factors.iter().map(|f| f.delta).sum();
-        assert!(
-            (sum.clamp(0.0, 10.0) - a.risk.score.0).abs() < 0.051,
-            "{}",
-            a.id
-        );
+        assert!((sum.clamp(0.0, 10.0) - a.risk.score.0).abs() < 0.051, "{}", a.id);
     }
     // The demo generator picks apps by category: each needs well-known members.
     let want: &[(Category, &[&str])] = &[
-        (
-            Category::CloudStorage,
-            &[
-                "dropbox",
-                "box",
-                "google-drive",
-                "onedrive",
-                "wetransfer",
-                "mega",
-            ],
-        ),
-        (
-            Category::GenerativeAi,
-            &[
-                "chatgpt",
-                "claude",
-                "gemini",
-                "deepseek",
-                "perplexity",
-                "le-chat",
-            ],
-        ),
-        (
-            Category::Collaboration,
-            &["slack", "teams", "atlassian", "asana", "miro"],
-        ),
-        (
-            Category::Webmail,
-            &["gmail", "outlook", "yahoo-mail", "protonmail"],
-        ),
-        (
-            Category::SocialNetwork,
-            &["facebook", "tiktok", "linkedin", "instagram", "twitter"],
-        ),
-        (
-            Category::RemoteAccess,
-            &["anydesk", "teamviewer", "logmein"],
-        ),
-        (
-            Category::VpnProxy,
-            &["nordvpn", "tor", "expressvpn", "ngrok"],
-        ),
+        (Category::CloudStorage, &["dropbox", "box", "google-drive", "onedrive", "wetransfer", "mega"]),
+        (Category::GenerativeAi, &["chatgpt", "claude", "gemini", "deepseek", "perplexity", "le-chat"]),
+        (Category::Collaboration, &["slack", "teams", "atlassian", "asana", "miro"]),
+        (Category::Webmail, &["gmail", "outlook", "yahoo-mail", "protonmail"]),
+        (Category::SocialNetwork, &["facebook", "tiktok", "linkedin", "instagram", "twitter"]),
+        (Category::RemoteAccess, &["anydesk", "teamviewer", "logmein"]),
+        (Category::VpnProxy, &["nordvpn", "tor", "expressvpn", "ngrok"]),
         (Category::DeveloperTools, &["github", "gitlab", "docker"]),
-        (
-            Category::AdTracking,
-            &["google-analytics", "scorecardresearch", "criteo"],
-        ),
+        (Category::AdTracking, &["google-analytics", "scorecardresearch", "criteo"]),
     ];
     for (cat, ids) in want {
         for id in *ids {
@@ -112,8 +66,7 @@ fn asset_parses_quickly() {
 
 #[test]
 fn squid_sample_hosts() {
-    let log = std::fs::read_to_string(format!("{DATA}/elastic-integrations/squid/test-access.log"))
-        .unwrap();
+    let log = std::fs::read_to_string(format!("{DATA}/elastic-integrations/squid/test-access.log")).unwrap();
     let hosts: Vec<String> = log
         .lines()
         .filter_map(|l| l.split_whitespace().nth(6))
@@ -122,89 +75,40 @@ fn squid_sample_hosts() {
             u.split(['/', ':']).next().unwrap_or(u).to_string()
         })
         .collect();
-    for h in [
-        "radio.launch.yahoo.com",
-        "hi5.com",
-        "login.live.com",
-        "uk.f250.mail.yahoo.com",
-    ] {
+    for h in ["radio.launch.yahoo.com", "hi5.com", "login.live.com", "uk.f250.mail.yahoo.com"] {
         assert!(hosts.iter().any(|x| x == h), "{h} not in the sample");
     }
     assert_app("radio.launch.yahoo.com", "yahoo", Category::Media);
     assert_app("us.js2.yimg.com", "yahoo", Category::Media);
     assert_app("uk.f250.mail.yahoo.com", "yahoo-mail", Category::Webmail);
-    assert_app(
-        "insider.msg.yahoo.com",
-        "yahoo-messenger",
-        Category::Communication,
-    );
+    assert_app("insider.msg.yahoo.com", "yahoo-messenger", Category::Communication);
     assert_app("hi5.com", "hi5", Category::SocialNetwork);
     assert_app("images.hi5.com", "hi5", Category::SocialNetwork);
     assert_app("login.live.com", "microsoft-account", Category::Security);
-    assert_app(
-        "www.google-analytics.com",
-        "google-analytics",
-        Category::AdTracking,
-    );
+    assert_app("www.google-analytics.com", "google-analytics", Category::AdTracking);
     // Every sample host either matches or groups under its registrable domain.
     for h in &hosts {
         if let Identified::Unknown { registrable } = Catalog::builtin().identify_host(h) {
-            assert!(
-                !registrable.is_empty() && h.ends_with(&registrable),
-                "{h} -> {registrable}"
-            );
+            assert!(!registrable.is_empty() && h.ends_with(&registrable), "{h} -> {registrable}");
         }
     }
 }
 
 #[test]
 fn proxysg_zscaler_and_mde_hosts() {
-    assert_app(
-        "winatp-gw-eus.microsoft.com",
-        "defender-endpoint",
-        Category::Security,
-    );
-    assert_app(
-        "winatp-gw-zzz9.microsoft.com",
-        "microsoft",
-        Category::Productivity,
-    );
-    assert_app(
-        "xxx-xxxx-xxxx-xxxx.oms.opinsights.azure.com",
-        "azure-monitor",
-        Category::Cdn,
-    );
-    assert_app(
-        "download.windowsupdate.com",
-        "windows-update",
-        Category::Other,
-    );
+    assert_app("winatp-gw-eus.microsoft.com", "defender-endpoint", Category::Security);
+    assert_app("winatp-gw-zzz9.microsoft.com", "microsoft", Category::Productivity);
+    assert_app("xxx-xxxx-xxxx-xxxx.oms.opinsights.azure.com", "azure-monitor", Category::Cdn);
+    assert_app("download.windowsupdate.com", "windows-update", Category::Other);
     assert_app("mail.google.com", "gmail", Category::Webmail);
     assert_app("tiktok.com", "tiktok", Category::SocialNetwork);
-    assert_app(
-        "b.scorecardresearch.com",
-        "scorecardresearch",
-        Category::AdTracking,
-    );
-    assert_app(
-        "sb.scorecardresearch.com",
-        "scorecardresearch",
-        Category::AdTracking,
-    );
-    assert_app(
-        "google-analytics.com",
-        "google-analytics",
-        Category::AdTracking,
-    );
-    assert_app(
-        "ssl.google-analytics.com",
-        "google-analytics",
-        Category::AdTracking,
-    );
-    let sample = std::fs::read_to_string(format!(
-        "{DATA}/plaso/mde-advanced-hunting/advanced_hunting_test_002.rows-odd.csv"
-    ))
-    .unwrap();
+    assert_app("b.scorecardresearch.com", "scorecardresearch", Category::AdTracking);
+    assert_app("sb.scorecardresearch.com", "scorecardresearch", Category::AdTracking);
+    assert_app("google-analytics.com", "google-analytics", Category::AdTracking);
+    assert_app("ssl.google-analytics.com", "google-analytics", Category::AdTracking);
+    let sample =
+        std::fs::read_to_string(format!("{DATA}/plaso/mde-advanced-hunting/advanced_hunting_test_002.rows-odd.csv"))
+            .unwrap();
     assert!(sample.contains("https://tiktok.com/@pheromania.co"));
 }
 
@@ -217,17 +121,9 @@ fn well_known_products_split_from_vendor_lists() {
     assert_app("claude.ai", "claude", Category::GenerativeAi);
     assert_app("chat.deepseek.com", "deepseek", Category::GenerativeAi);
     assert_app("www.dropbox.com", "dropbox", Category::CloudStorage);
-    assert_app(
-        "dl.dropboxusercontent.com",
-        "dropbox",
-        Category::CloudStorage,
-    );
+    assert_app("dl.dropboxusercontent.com", "dropbox", Category::CloudStorage);
     assert_app("onedrive.live.com", "onedrive", Category::CloudStorage);
-    assert_app(
-        "contoso.sharepoint.com",
-        "office365",
-        Category::Productivity,
-    );
+    assert_app("contoso.sharepoint.com", "office365", Category::Productivity);
     assert_app("anydesk.com", "anydesk", Category::RemoteAccess);
 }
 
@@ -236,33 +132,18 @@ fn v2fly_rule_kinds_in_builtin() {
     let c = Catalog::builtin();
     // full: from the dropbox list (an S3 bucket host under amazonaws.com).
     let (app, rule) = app_of("paper-attachments.s3.amazonaws.com");
-    assert_eq!(
-        (app.id.as_str(), rule.as_str()),
-        ("dropbox", "full:paper-attachments.s3.amazonaws.com")
-    );
+    assert_eq!((app.id.as_str(), rule.as_str()), ("dropbox", "full:paper-attachments.s3.amazonaws.com"));
     // regexp: is only consulted after the suffix path misses: category-container's ECR
     // pattern never fires for *.amazonaws.com because aws's `amazonaws.com` domain rule wins.
     let (app, rule) = app_of("123456789012.dkr.ecr.eu-west-1.amazonaws.com");
-    assert_eq!(
-        (app.id.as_str(), rule.as_str()),
-        ("aws", "domain:amazonaws.com")
-    );
+    assert_eq!((app.id.as_str(), rule.as_str()), ("aws", "domain:amazonaws.com"));
     let (app, rule) = app_of("ns-1234.awsdns-15.co.uk");
-    assert_eq!(
-        (app.id.as_str(), rule.as_str()),
-        (
-            "aws",
-            "regexp:.+\\.awsdns-[0-9][0-9]\\.(co\\.uk|com|net|org)$"
-        )
-    );
+    assert_eq!((app.id.as_str(), rule.as_str()), ("aws", "regexp:.+\\.awsdns-[0-9][0-9]\\.(co\\.uk|com|net|org)$"));
     // nDPI `instagram.` (any TLD) becomes a boundary-anchored regexp.
     assert_eq!(app_of("www.instagram.co.uk").0.id, "instagram");
     // keyword: catches unlisted Defender gateways once the suffix path misses.
     let (app, rule) = app_of("winatp-gw-abc.example.net");
-    assert_eq!(
-        (app.id.as_str(), rule.as_str()),
-        ("defender-endpoint", "keyword:winatp-gw-")
-    );
+    assert_eq!((app.id.as_str(), rule.as_str()), ("defender-endpoint", "keyword:winatp-gw-"));
     // @ads rules of a vendor list form the vendor's ad-tracking app with the attribute kept.
     let idx = c.find_by_id("alibaba-ads").unwrap();
     assert_eq!(c.get(idx).category, Category::AdTracking);
@@ -270,13 +151,7 @@ fn v2fly_rule_kinds_in_builtin() {
     // @cn attributes are carried to the app and feed the Legal factor.
     let aws_cn = c.get(c.find_by_id("aws-cn").unwrap());
     assert!(aws_cn.attributes.iter().any(|a| a == "cn"));
-    assert!(
-        aws_cn
-            .risk
-            .factors
-            .iter()
-            .any(|f| f.group == RiskGroup::Legal)
-    );
+    assert!(aws_cn.risk.factors.iter().any(|f| f.group == RiskGroup::Legal));
     let aws = c.get(c.find_by_id("aws").unwrap());
     assert!(!aws.risk.factors.iter().any(|f| f.group == RiskGroup::Legal));
 }
@@ -284,18 +159,8 @@ fn v2fly_rule_kinds_in_builtin() {
 #[test]
 fn unknown_hosts_group_by_registrable_domain() {
     let c = Catalog::builtin();
-    assert_eq!(
-        c.identify_host("a.b.example.co.uk"),
-        Identified::Unknown {
-            registrable: "example.co.uk".into()
-        }
-    );
-    assert_eq!(
-        c.identify_host("10.1.2.3"),
-        Identified::Unknown {
-            registrable: "10.1.2.3".into()
-        }
-    );
+    assert_eq!(c.identify_host("a.b.example.co.uk"), Identified::Unknown { registrable: "example.co.uk".into() });
+    assert_eq!(c.identify_host("10.1.2.3"), Identified::Unknown { registrable: "10.1.2.3".into() });
     match c.identify_host("Www.DropBox.com.") {
         Identified::App { idx, .. } => assert_eq!(c.get(idx).id, "dropbox"),
         other => panic!("{other:?}"),
@@ -328,32 +193,20 @@ fn ip_ranges() {
     assert_eq!(id("149.154.167.91").as_deref(), Some("telegram"));
     assert_eq!(id("140.82.121.4").as_deref(), Some("github"));
     assert_eq!(id("8.8.8.8").as_deref(), Some("google-public-dns"));
-    assert_eq!(
-        id("[2001:4860:4860::8888]").as_deref(),
-        Some("google-public-dns")
-    );
+    assert_eq!(id("[2001:4860:4860::8888]").as_deref(), Some("google-public-dns"));
     assert_eq!(id("192.0.2.1"), None);
     assert_eq!(id("not-an-ip"), None);
-    assert!(
-        c.lookup_report("149.154.167.91")
-            .contains("via ip:149.154.160.0/20")
-    );
+    assert!(c.lookup_report("149.154.167.91").contains("via ip:149.154.160.0/20"));
 }
 
 #[test]
 fn lookup_report_is_one_safe_line() {
     let c = Catalog::builtin();
     let r = c.lookup_report("www.dropbox.com");
-    assert!(
-        r.starts_with("www.dropbox.com -> dropbox \"Dropbox\" [Cloud storage] score "),
-        "{r}"
-    );
+    assert!(r.starts_with("www.dropbox.com -> dropbox \"Dropbox\" [Cloud storage] score "), "{r}");
     assert!(r.ends_with("via domain:dropbox.com"), "{r}");
     let r = c.lookup_report("evil\u{1b}[2J.example.org");
-    assert!(
-        !r.contains('\u{1b}') && !r.contains('\n') && r.contains("unknown"),
-        "{r}"
-    );
+    assert!(!r.contains('\u{1b}') && !r.contains('\n') && r.contains("unknown"), "{r}");
 }
 
 #[test]
@@ -366,34 +219,16 @@ fn risk_model_orders_apps_sensibly() {
     assert!(score("nordvpn") > score("tor"));
     assert!(score("box") > score("wetransfer"));
     assert!(score("teams") > score("anydesk"));
-    assert_eq!(
-        c.get(c.find_by_id("tor").unwrap()).risk.score.level(),
-        crate::domain::RiskLevel::High
-    );
-    assert_eq!(
-        c.get(c.find_by_id("office365").unwrap()).risk.score.level(),
-        crate::domain::RiskLevel::Low
-    );
+    assert_eq!(c.get(c.find_by_id("tor").unwrap()).risk.score.level(), crate::domain::RiskLevel::High);
+    assert_eq!(c.get(c.find_by_id("office365").unwrap()).risk.score.level(), crate::domain::RiskLevel::Low);
     // All four groups appear somewhere, each factor labelled.
-    let groups: std::collections::HashSet<RiskGroup> = c
-        .apps()
-        .iter()
-        .flat_map(|a| a.risk.factors.iter().map(|f| f.group))
-        .collect();
-    for g in [
-        RiskGroup::General,
-        RiskGroup::Security,
-        RiskGroup::Compliance,
-        RiskGroup::Legal,
-    ] {
+    let groups: std::collections::HashSet<RiskGroup> =
+        c.apps().iter().flat_map(|a| a.risk.factors.iter().map(|f| f.group)).collect();
+    for g in [RiskGroup::General, RiskGroup::Security, RiskGroup::Compliance, RiskGroup::Legal] {
         assert!(groups.contains(&g), "{g:?}");
     }
     let gpt = &c.get(c.find_by_id("chatgpt").unwrap()).risk;
-    assert!(
-        gpt.factors
-            .iter()
-            .any(|f| f.label == "AI risk type: Chat" && f.delta < 0.0)
-    );
+    assert!(gpt.factors.iter().any(|f| f.label == "AI risk type: Chat" && f.delta < 0.0));
     assert!(gpt.factors.iter().any(|f| f.group == RiskGroup::Compliance));
 }
 
@@ -401,51 +236,23 @@ fn risk_model_orders_apps_sensibly() {
 fn local_evidence_lowers_scores() {
     let c = Catalog::builtin();
     let m365 = &c.get(c.find_by_id("office365").unwrap()).risk;
-    let big = risk_with_evidence(
-        m365,
-        &LocalEvidence {
-            users: 500,
-            first_seen_days_ago: Some(400),
-            ..Default::default()
-        },
-    );
+    let big =
+        risk_with_evidence(m365, &LocalEvidence { users: 500, first_seen_days_ago: Some(400), ..Default::default() });
     let unknown = risk_with_evidence(
         &c.unknown_risk(),
-        &LocalEvidence {
-            unknown: true,
-            first_seen_days_ago: Some(2),
-            upload_bytes: 3 << 30,
-            users: 1,
-        },
+        &LocalEvidence { unknown: true, first_seen_days_ago: Some(2), upload_bytes: 3 << 30, users: 1 },
     );
     assert!(unknown.score.0 < big.score.0);
     assert!(unknown.score.0 <= 2.0, "{unknown:?}");
     assert_eq!(big.score, m365.score);
-    let ev: Vec<&str> = unknown
-        .factors
-        .iter()
-        .filter(|f| f.group == RiskGroup::Evidence)
-        .map(|f| f.label.as_str())
-        .collect();
-    assert_eq!(
-        ev,
-        [
-            "first seen 2 days ago",
-            "uploaded ≥ 1 GiB",
-            "used by 1 user(s) only"
-        ]
-    );
+    let ev: Vec<&str> =
+        unknown.factors.iter().filter(|f| f.group == RiskGroup::Evidence).map(|f| f.label.as_str()).collect();
+    assert_eq!(ev, ["first seen 2 days ago", "uploaded ≥ 1 GiB", "used by 1 user(s) only"]);
     // Re-applying replaces the evidence instead of stacking it.
     let again = risk_with_evidence(&unknown, &LocalEvidence::default());
     assert_eq!(again.score, c.unknown_risk().score);
     // Unknown flag on a catalog base adds the not-in-catalog factor once.
-    let odd = risk_with_evidence(
-        m365,
-        &LocalEvidence {
-            unknown: true,
-            ..Default::default()
-        },
-    );
+    let odd = risk_with_evidence(m365, &LocalEvidence { unknown: true, ..Default::default() });
     assert!((m365.score.0 - odd.score.0 - 2.0).abs() < 0.01);
 }
 
@@ -491,10 +298,7 @@ domains = ["www.dropbox.com"]
     assert_eq!(c.get(acme).risk.score.0, 2.5);
     assert_eq!(c.get(acme).category, Category::CloudStorage);
     let dbx = c.get(c.find_by_id("dropbox").unwrap());
-    assert_eq!(
-        (dbx.name.as_str(), dbx.category),
-        ("Dropbox", Category::Collaboration)
-    );
+    assert_eq!((dbx.name.as_str(), dbx.category), ("Dropbox", Category::Collaboration));
     assert!(dbx.sources.iter().any(|s| s.starts_with("user:")));
     // The built-in catalog is untouched.
     assert!(Catalog::builtin().find_by_id("acme-drive").is_none());
@@ -513,68 +317,34 @@ fn user_file_csv_adds_and_overrides() {
     let acme = c.find_by_id("acme-chat").unwrap();
     assert_eq!(c.get(acme).category, Category::GenerativeAi);
     assert_eq!(c.identify_vendor_app("Acme Chat Web"), Some(acme));
-    assert!(
-        matches!(c.identify_host("api.acmechat.example"), Identified::App { idx, .. } if idx == acme)
-    );
+    assert!(matches!(c.identify_host("api.acmechat.example"), Identified::App { idx, .. } if idx == acme));
     let hi5 = c.get(c.find_by_id("hi5").unwrap());
     assert_eq!((hi5.category, hi5.risk.score.0), (Category::Media, 9.0));
 }
 
 #[test]
 fn user_file_errors_name_line_or_key() {
-    let bad_csv = temp_file(
-        ".csv",
-        "id,category,domains\nok-app,Webmail,ok.example\nbad-app,Spaceships,x.example\n",
-    );
-    let e = Catalog::with_user_file(bad_csv.path())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        e.contains("line 3") && e.contains("unknown category \"Spaceships\""),
-        "{e}"
-    );
+    let bad_csv = temp_file(".csv", "id,category,domains\nok-app,Webmail,ok.example\nbad-app,Spaceships,x.example\n");
+    let e = Catalog::with_user_file(bad_csv.path()).err().unwrap().to_string();
+    assert!(e.contains("line 3") && e.contains("unknown category \"Spaceships\""), "{e}");
 
     let bad_regex = temp_file(".csv", "id,domains\nr,regexp:(open\n");
-    let e = Catalog::with_user_file(bad_regex.path())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = Catalog::with_user_file(bad_regex.path()).err().unwrap().to_string();
     assert!(e.contains("line 2") && e.contains("bad regexp"), "{e}");
 
-    let bad_toml = temp_file(
-        ".toml",
-        "[[app]]\nid = \"a\"\n\n[[app]]\nid = \"b\"\nscore = \"high\"\n",
-    );
-    let e = Catalog::with_user_file(bad_toml.path())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        e.contains("app[1].score") && e.contains("expected a number"),
-        "{e}"
-    );
+    let bad_toml = temp_file(".toml", "[[app]]\nid = \"a\"\n\n[[app]]\nid = \"b\"\nscore = \"high\"\n");
+    let e = Catalog::with_user_file(bad_toml.path()).err().unwrap().to_string();
+    assert!(e.contains("app[1].score") && e.contains("expected a number"), "{e}");
 
     let syntax = temp_file(".toml", "[[app]]\nid = \"a\"\ndomains = [\"x\"\n");
-    let e = Catalog::with_user_file(syntax.path())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = Catalog::with_user_file(syntax.path()).err().unwrap().to_string();
     assert!(e.contains("line "), "{e}");
 
     let unknown_key = temp_file(".toml", "[[app]]\nid = \"a\"\ndomain = \"x.example\"\n");
-    let e = Catalog::with_user_file(unknown_key.path())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        e.contains("app[0].domain") && e.contains("unknown key"),
-        "{e}"
-    );
+    let e = Catalog::with_user_file(unknown_key.path()).err().unwrap().to_string();
+    assert!(e.contains("app[0].domain") && e.contains("unknown key"), "{e}");
 
-    let missing = Catalog::with_user_file("/nonexistent/catalog.toml")
-        .err()
-        .unwrap();
+    let missing = Catalog::with_user_file("/nonexistent/catalog.toml").err().unwrap();
     assert!(matches!(missing, CatalogError::Io { .. }));
 }
 
@@ -585,28 +355,12 @@ fn from_apps_accepts_rule_prefixes() {
         name: "T".into(),
         vendor: "T".into(),
         category: Category::Other,
-        domains: vec![
-            "t.example".into(),
-            "full:x.other.example".into(),
-            "keyword:tee".into(),
-        ],
+        domains: vec!["t.example".into(), "full:x.other.example".into(), "keyword:tee".into()],
         ..CatalogApp::default()
     }]);
-    assert!(matches!(
-        c.identify_host("a.t.example"),
-        Identified::App { .. }
-    ));
-    assert!(matches!(
-        c.identify_host("x.other.example"),
-        Identified::App { .. }
-    ));
-    assert!(matches!(
-        c.identify_host("y.other.example"),
-        Identified::Unknown { .. }
-    ));
-    assert!(matches!(
-        c.identify_host("buytee.shop"),
-        Identified::App { .. }
-    ));
+    assert!(matches!(c.identify_host("a.t.example"), Identified::App { .. }));
+    assert!(matches!(c.identify_host("x.other.example"), Identified::App { .. }));
+    assert!(matches!(c.identify_host("y.other.example"), Identified::Unknown { .. }));
+    assert!(matches!(c.identify_host("buytee.shop"), Identified::App { .. }));
     assert_eq!(c.get(AppIdx(0)).domains, ["t.example", "x.other.example"]);
 }

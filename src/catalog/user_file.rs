@@ -42,17 +42,9 @@ pub enum CatalogError {
         source: std::io::Error,
     },
     #[error("{path}: line {line}: {message}")]
-    Line {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Line { path: PathBuf, line: usize, message: String },
     #[error("{path}: {key}: {message}")]
-    Key {
-        path: PathBuf,
-        key: String,
-        message: String,
-    },
+    Key { path: PathBuf, key: String, message: String },
 }
 
 /// One entry of a user file, validated.
@@ -73,10 +65,7 @@ pub(crate) struct UserApp {
 const MAX_BYTES: u64 = 16 << 20;
 
 pub(crate) fn load(path: &Path) -> Result<Vec<UserApp>, CatalogError> {
-    let io = |source| CatalogError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| CatalogError::Io { path: path.to_path_buf(), source };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_BYTES {
         return Err(CatalogError::Key {
@@ -87,10 +76,7 @@ pub(crate) fn load(path: &Path) -> Result<Vec<UserApp>, CatalogError> {
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some("toml") => parse_toml(text, path),
         Some("csv") => parse_csv(text, path),
@@ -105,10 +91,7 @@ struct FieldError {
 }
 
 fn ferr(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.to_string(),
-        message: message.into(),
-    }
+    FieldError { field: field.to_string(), message: message.into() }
 }
 
 struct Fields<'a> {
@@ -124,78 +107,49 @@ struct Fields<'a> {
 
 fn validate(f: Fields<'_>) -> Result<UserApp, FieldError> {
     let id = f.id.trim();
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(ferr(
-            "id",
-            format!("{id:?} is not a slug (letters, digits, - _ .)"),
-        ));
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(ferr("id", format!("{id:?} is not a slug (letters, digits, - _ .)")));
     }
     let category = match f.category.map(str::trim).filter(|c| !c.is_empty()) {
         Some(c) => Some(Category::parse(c).ok_or_else(|| {
             let all: Vec<&str> = Category::ALL.iter().map(|c| c.label()).collect();
-            ferr(
-                "category",
-                format!("unknown category {c:?} (one of: {})", all.join(", ")),
-            )
+            ferr("category", format!("unknown category {c:?} (one of: {})", all.join(", ")))
         })?),
         None => None,
     };
     let mut rules = Vec::new();
     for d in f.domains.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
-        let r = Rule::parse_v2fly(d, AppIdx(u32::MAX)).ok_or_else(|| {
-            ferr(
-                "domains",
-                format!("{d:?} is not a rule (domain, full:, keyword:, regexp:)"),
-            )
-        })?;
+        let r = Rule::parse_v2fly(d, AppIdx(u32::MAX))
+            .ok_or_else(|| ferr("domains", format!("{d:?} is not a rule (domain, full:, keyword:, regexp:)")))?;
         if r.kind == RuleKind::Regexp {
-            validate_regex(&r.value)
-                .map_err(|e| ferr("domains", format!("bad regexp {:?}: {e}", r.value)))?;
+            validate_regex(&r.value).map_err(|e| ferr("domains", format!("bad regexp {:?}: {e}", r.value)))?;
         }
         rules.push(r);
     }
     let mut cidrs = Vec::new();
     for ip in f.ips.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
-        cidrs.push(
-            Cidr::parse(ip).ok_or_else(|| ferr("ips", format!("{ip:?} is not an IP or CIDR")))?,
-        );
+        cidrs.push(Cidr::parse(ip).ok_or_else(|| ferr("ips", format!("{ip:?} is not an IP or CIDR")))?);
     }
     if let Some(s) = f.score
         && !(0.0..=10.0).contains(&s)
     {
         return Err(ferr("score", format!("{s} is outside 0–10")));
     }
-    let text = |s: Option<&str>| {
-        s.map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let text = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     Ok(UserApp {
         id: id.to_string(),
         name: text(f.name),
         vendor: text(f.vendor),
         category,
         rules,
-        aliases: f
-            .aliases
-            .iter()
-            .map(|a| a.trim())
-            .filter(|a| !a.is_empty())
-            .map(str::to_string)
-            .collect(),
+        aliases: f.aliases.iter().map(|a| a.trim()).filter(|a| !a.is_empty()).map(str::to_string).collect(),
         cidrs,
         score: f.score,
     })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map(|t| t.matches('\n').count() + 1)
-        .unwrap_or(1)
+    text.get(..offset).map(|t| t.matches('\n').count() + 1).unwrap_or(1)
 }
 
 fn parse_toml(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
@@ -204,45 +158,26 @@ fn parse_toml(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
         line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
         message: e.message().to_string(),
     })?;
-    let key_err = |key: String, message: String| CatalogError::Key {
-        path: path.to_path_buf(),
-        key,
-        message,
-    };
+    let key_err = |key: String, message: String| CatalogError::Key { path: path.to_path_buf(), key, message };
     if let Some(k) = table.keys().find(|k| *k != "app") {
-        return Err(key_err(
-            k.clone(),
-            "unknown top-level key (expected [[app]] tables)".into(),
-        ));
+        return Err(key_err(k.clone(), "unknown top-level key (expected [[app]] tables)".into()));
     }
     let Some(apps) = table.get("app") else {
         return Ok(Vec::new());
     };
-    let apps = apps
-        .as_array()
-        .ok_or_else(|| key_err("app".into(), "expected [[app]] tables".into()))?;
+    let apps = apps.as_array().ok_or_else(|| key_err("app".into(), "expected [[app]] tables".into()))?;
     let mut out = Vec::new();
     for (i, v) in apps.iter().enumerate() {
         let at = |field: &str| format!("app[{i}].{field}");
-        let t = v
-            .as_table()
-            .ok_or_else(|| key_err(format!("app[{i}]"), "expected a table".into()))?;
-        const KNOWN: [&str; 8] = [
-            "id", "name", "vendor", "category", "domains", "aliases", "ips", "score",
-        ];
+        let t = v.as_table().ok_or_else(|| key_err(format!("app[{i}]"), "expected a table".into()))?;
+        const KNOWN: [&str; 8] = ["id", "name", "vendor", "category", "domains", "aliases", "ips", "score"];
         if let Some(k) = t.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(key_err(
-                at(k),
-                format!("unknown key (expected one of {})", KNOWN.join(", ")),
-            ));
+            return Err(key_err(at(k), format!("unknown key (expected one of {})", KNOWN.join(", "))));
         }
         let s = |field: &str| -> Result<Option<&str>, CatalogError> {
             match t.get(field) {
                 None => Ok(None),
-                Some(v) => v
-                    .as_str()
-                    .map(Some)
-                    .ok_or_else(|| key_err(at(field), "expected a string".into())),
+                Some(v) => v.as_str().map(Some).ok_or_else(|| key_err(at(field), "expected a string".into())),
             }
         };
         let list = |field: &str| -> Result<Vec<&str>, CatalogError> {
@@ -251,11 +186,7 @@ fn parse_toml(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
                 Some(toml::Value::String(one)) => Ok(vec![one.as_str()]),
                 Some(toml::Value::Array(items)) => items
                     .iter()
-                    .map(|x| {
-                        x.as_str().ok_or_else(|| {
-                            key_err(at(field), "expected an array of strings".into())
-                        })
-                    })
+                    .map(|x| x.as_str().ok_or_else(|| key_err(at(field), "expected an array of strings".into())))
                     .collect(),
                 Some(_) => Err(key_err(at(field), "expected an array of strings".into())),
             }
@@ -266,8 +197,7 @@ fn parse_toml(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
             Some(toml::Value::Integer(n)) => Some(*n as f32),
             Some(_) => return Err(key_err(at("score"), "expected a number".into())),
         };
-        let id = s("id")?
-            .ok_or_else(|| key_err(at("id"), "missing (every [[app]] needs an id)".into()))?;
+        let id = s("id")?.ok_or_else(|| key_err(at("id"), "missing (every [[app]] needs an id)".into()))?;
         let fields = Fields {
             id,
             name: s("name")?,
@@ -284,29 +214,13 @@ fn parse_toml(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
 }
 
 fn parse_csv(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
-    let line_err = |line: usize, message: String| CatalogError::Line {
-        path: path.to_path_buf(),
-        line,
-        message,
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| line_err(1, e.to_string()))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
-    const KNOWN: [&str; 8] = [
-        "id", "name", "vendor", "category", "domains", "aliases", "ips", "score",
-    ];
+    let line_err = |line: usize, message: String| CatalogError::Line { path: path.to_path_buf(), line, message };
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let headers: Vec<String> =
+        rdr.headers().map_err(|e| line_err(1, e.to_string()))?.iter().map(|h| h.to_ascii_lowercase()).collect();
+    const KNOWN: [&str; 8] = ["id", "name", "vendor", "category", "domains", "aliases", "ips", "score"];
     if let Some(h) = headers.iter().find(|h| !KNOWN.contains(&h.as_str())) {
-        return Err(line_err(
-            1,
-            format!("unknown column {h:?} (expected {})", KNOWN.join(", ")),
-        ));
+        return Err(line_err(1, format!("unknown column {h:?} (expected {})", KNOWN.join(", "))));
     }
     if !headers.iter().any(|h| h == "id") {
         return Err(line_err(1, "the header needs an `id` column".into()));
@@ -323,24 +237,16 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
             continue;
         }
         if rec.len() > headers.len() {
-            return Err(line_err(
-                line,
-                format!("{} cells but the header has {}", rec.len(), headers.len()),
-            ));
+            return Err(line_err(line, format!("{} cells but the header has {}", rec.len(), headers.len())));
         }
         let get = |name: &str| col(name).and_then(|i| rec.get(i)).filter(|c| !c.is_empty());
         // Aliases may contain spaces (FortiGate's `Microsoft Office 365`): `;` separates them.
         let items = |name: &str, seps: &[char]| -> Vec<&str> {
-            get(name)
-                .map(|c| c.split(seps).filter(|x| !x.is_empty()).collect())
-                .unwrap_or_default()
+            get(name).map(|c| c.split(seps).filter(|x| !x.is_empty()).collect()).unwrap_or_default()
         };
         let score = match get("score") {
             None => None,
-            Some(s) => Some(
-                s.parse::<f32>()
-                    .map_err(|_| line_err(line, format!("score: {s:?} is not a number")))?,
-            ),
+            Some(s) => Some(s.parse::<f32>().map_err(|_| line_err(line, format!("score: {s:?} is not a number")))?),
         };
         let fields = Fields {
             id: get("id").ok_or_else(|| line_err(line, "id: missing".into()))?,
@@ -352,9 +258,7 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
             ips: items("ips", &[';', ' ']),
             score,
         };
-        out.push(
-            validate(fields).map_err(|e| line_err(line, format!("{}: {}", e.field, e.message)))?,
-        );
+        out.push(validate(fields).map_err(|e| line_err(line, format!("{}: {}", e.field, e.message)))?);
     }
     Ok(out)
 }

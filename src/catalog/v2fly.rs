@@ -40,14 +40,8 @@ pub fn parse_list(text: &str) -> Vec<Entry> {
         if let Some(rest) = line.strip_prefix("include:") {
             let mut parts = rest.split_whitespace();
             let Some(list) = parts.next() else { continue };
-            let filters = parts
-                .filter_map(|p| p.strip_prefix('@'))
-                .map(str::to_string)
-                .collect();
-            out.push(Entry::Include {
-                list: list.to_string(),
-                filters,
-            });
+            let filters = parts.filter_map(|p| p.strip_prefix('@')).map(str::to_string).collect();
+            out.push(Entry::Include { list: list.to_string(), filters });
         } else if let Some(rule) = Rule::parse_v2fly(line, AppIdx(0)) {
             out.push(Entry::Rule(rule));
         }
@@ -99,13 +93,7 @@ impl ListSet {
         out
     }
 
-    fn resolve_into(
-        &self,
-        name: &str,
-        filters: &[String],
-        stack: &mut HashSet<String>,
-        out: &mut Vec<ListRule>,
-    ) {
+    fn resolve_into(&self, name: &str, filters: &[String], stack: &mut HashSet<String>, out: &mut Vec<ListRule>) {
         let Some(entries) = self.lists.get(name) else {
             return;
         };
@@ -114,15 +102,11 @@ impl ListSet {
         }
         for e in entries {
             match e {
-                Entry::Rule(r) if passes(filters, &r.attrs) => out.push(ListRule {
-                    list: name.to_string(),
-                    rule: r.clone(),
-                }),
+                Entry::Rule(r) if passes(filters, &r.attrs) => {
+                    out.push(ListRule { list: name.to_string(), rule: r.clone() })
+                }
                 Entry::Rule(_) => {}
-                Entry::Include {
-                    list,
-                    filters: inner,
-                } => {
+                Entry::Include { list, filters: inner } => {
                     let combined: Vec<String> = filters.iter().chain(inner).cloned().collect();
                     self.resolve_into(list, &combined, stack, out);
                 }
@@ -137,39 +121,22 @@ mod tests {
     use super::*;
     use crate::catalog::RuleKind;
 
-    const DATA: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/v2fly-domain-list-community/data"
-    );
+    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/v2fly-domain-list-community/data");
 
     #[test]
     fn include_chains_and_filters_resolve() {
         let mut set = ListSet::default();
         set.insert("a", "include:b\nfull:a.example # comment\n");
         set.insert("b", "include:c @ads\nb.example @cn\ninclude:a\n");
-        set.insert(
-            "c",
-            "ads.c.example @ads\nplain.c.example\nkeyword:trk @ads @cn\nregex:^x$\n",
-        );
+        set.insert("c", "ads.c.example @ads\nplain.c.example\nkeyword:trk @ads @cn\nregex:^x$\n");
         set.insert("d", "include:c @-ads\ninclude:missing\n");
-        let vals = |l: &str| {
-            set.resolve(l)
-                .into_iter()
-                .map(|r| r.rule.value)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            vals("a"),
-            ["ads.c.example", "trk", "b.example", "a.example"]
-        );
+        let vals = |l: &str| set.resolve(l).into_iter().map(|r| r.rule.value).collect::<Vec<_>>();
+        assert_eq!(vals("a"), ["ads.c.example", "trk", "b.example", "a.example"]);
         assert_eq!(vals("d"), ["plain.c.example", "^x$"]);
         let c = set.resolve("c");
         assert_eq!(c.get(2).map(|r| r.rule.kind), Some(RuleKind::Keyword));
         assert_eq!(c.get(3).map(|r| r.rule.kind), Some(RuleKind::Regexp));
-        assert_eq!(
-            c.get(2).map(|r| r.rule.attrs.clone()),
-            Some(vec!["ads".to_string(), "cn".to_string()])
-        );
+        assert_eq!(c.get(2).map(|r| r.rule.attrs.clone()), Some(vec!["ads".to_string(), "cn".to_string()]));
     }
 
     #[test]
@@ -180,10 +147,7 @@ mod tests {
         for name in set.names() {
             for e in set.entries(name).unwrap() {
                 if let Entry::Include { list, .. } = e {
-                    assert!(
-                        set.entries(list).is_some(),
-                        "{name} includes missing {list}"
-                    );
+                    assert!(set.entries(list).is_some(), "{name} includes missing {list}");
                 }
             }
         }
@@ -194,25 +158,14 @@ mod tests {
         // more specific product (curated) claims it.
         let cat = crate::catalog::Catalog::builtin();
         for r in netdisk.iter().filter(|r| r.rule.kind == RuleKind::Domain) {
-            let Some((idx, _)) = cat.match_host(&r.rule.value) else {
-                panic!("{} unmatched", r.rule.value)
-            };
+            let Some((idx, _)) = cat.match_host(&r.rule.value) else { panic!("{} unmatched", r.rule.value) };
             let app = cat.get(idx);
             if ["dropbox", "mega", "terabox", "pikpak", "usersdrive"].contains(&r.list.as_str()) {
-                assert_eq!(
-                    app.category,
-                    crate::catalog::Category::CloudStorage,
-                    "{} -> {}",
-                    r.rule.value,
-                    app.id
-                );
+                assert_eq!(app.category, crate::catalog::Category::CloudStorage, "{} -> {}", r.rule.value, app.id);
             }
         }
         // category-dev reaches github through include; github's own rules map to `github`.
         let dev = set.resolve("category-dev");
-        assert!(
-            dev.iter()
-                .any(|r| r.list == "github" && r.rule.value == "github.com")
-        );
+        assert!(dev.iter().any(|r| r.list == "github" && r.rule.value == "github.com"));
     }
 }
