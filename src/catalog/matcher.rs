@@ -6,9 +6,10 @@
 //! regexps, then the earliest rule). The fast path is one hash probe per label suffix of the
 //! host, on a borrowed or stack-lowercased key: no allocation on a hit.
 use super::AppIdx;
-use regex::RegexSet;
+use regex::{Regex, RegexSet};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
 
 /// Kind of a match rule (v2fly's line kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,13 +143,259 @@ struct Slot {
 /// Longest host name we lowercase on the stack (DNS names are at most 253 octets).
 const MAX_HOST: usize = 256;
 
+/// Entry of the label index: a run of whole labels (`google`, `mail.google`) that nDPI-style
+/// `(^|\.)google\.` patterns look for anywhere before the last label.
+#[derive(Clone, Copy)]
+struct LabelSlot {
+    rule: u32,
+    /// Some longer key starts with this one.
+    longer: bool,
+}
+
+/// Label-shaped regexps, matched with hash probes instead of a regex engine. Each form is
+/// exactly equivalent to the regexp it came from.
+#[derive(Clone, Default)]
+struct LabelIndex {
+    /// `(^|\.)a\.b\.` : labels `a.b` followed by at least one more label.
+    runs: HashMap<Box<str>, LabelSlot, FxBuild>,
+    /// `(^|\.)abc-` : a label starting with `abc-`.
+    prefixes: HashMap<Box<str>, u32, FxBuild>,
+    /// `-abc\.` : a label ending in `-abc` followed by another label.
+    dash_suffixes: HashMap<Box<str>, u32, FxBuild>,
+}
+
+fn is_label_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+}
+
+impl LabelIndex {
+    /// Takes the pattern when it has one of the three label shapes.
+    fn try_add(&mut self, pattern: &str, rule: u32) -> bool {
+        let plain = |body: &str| body.split("\\.").all(|l| !l.is_empty() && l.bytes().all(is_label_byte));
+        if let Some(body) = pattern.strip_prefix(r"(^|\.)") {
+            if let Some(run) = body.strip_suffix(r"\.")
+                && plain(run)
+            {
+                let run = run.replace("\\.", ".");
+                let mut end = 0;
+                for (i, b) in run.bytes().enumerate() {
+                    if b == b'.' {
+                        let key = run.get(..i).unwrap_or_default();
+                        let slot = self.runs.entry(key.into()).or_insert(LabelSlot { rule: NONE, longer: false });
+                        slot.longer = true;
+                    }
+                    end = i + 1;
+                }
+                let slot = self
+                    .runs
+                    .entry(run.get(..end).unwrap_or_default().into())
+                    .or_insert(LabelSlot { rule: NONE, longer: false });
+                if slot.rule == NONE || rule < slot.rule {
+                    slot.rule = rule;
+                }
+                return true;
+            }
+            if body.ends_with('-') && !body.contains('\\') && body.bytes().all(is_label_byte) {
+                self.prefixes.entry(body.into()).or_insert(rule);
+                return true;
+            }
+        }
+        if let Some(body) = pattern.strip_suffix(r"\.")
+            && body.starts_with('-')
+            && body.bytes().all(is_label_byte)
+        {
+            self.dash_suffixes.entry(body.into()).or_insert(rule);
+            return true;
+        }
+        false
+    }
+
+    fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.prefixes.is_empty() && self.dash_suffixes.is_empty()
+    }
+
+    /// Lowest rule id among the label patterns matching `host`.
+    fn find(&self, host: &str) -> Option<u32> {
+        let mut best = NONE;
+        let len = host.len();
+        let mut start = 0;
+        while start < len {
+            let label_end = host.get(start..).and_then(|r| r.find('.')).map_or(len, |i| start + i);
+            // Runs of labels starting here; each must be followed by another label.
+            let mut end = label_end;
+            while end < len {
+                let Some(slot) = host.get(start..end).and_then(|k| self.runs.get(k)) else { break };
+                if slot.rule < best {
+                    best = slot.rule;
+                }
+                if !slot.longer {
+                    break;
+                }
+                end = host.get(end + 1..).and_then(|r| r.find('.')).map_or(len, |i| end + 1 + i);
+            }
+            if let Some(label) = host.get(start..label_end) {
+                for (i, _) in label.match_indices('-') {
+                    if let Some(r) = label.get(..=i).and_then(|k| self.prefixes.get(k))
+                        && *r < best
+                    {
+                        best = *r;
+                    }
+                    if label_end < len
+                        && let Some(r) = label.get(i..).and_then(|k| self.dash_suffixes.get(k))
+                        && *r < best
+                    {
+                        best = *r;
+                    }
+                }
+            }
+            start = label_end + 1;
+        }
+        (best != NONE).then_some(best)
+    }
+}
+
+/// `keyword:` rules and the regexps that do not have a label shape; built on first use so
+/// catalog load does not pay for regex compilation.
+struct Patterns {
+    keywords: Vec<(memchr::memmem::Finder<'static>, u32)>,
+    complex: Vec<(Regex, u32)>,
+    /// One literal every match of `complex[owner]` must contain: a cheap multi-literal
+    /// prefilter so most misses never run a regex.
+    literals: Option<RegexSet>,
+    literal_owner: Vec<usize>,
+    /// Complex patterns without an extractable literal: always tried.
+    always: Vec<usize>,
+}
+
+impl Patterns {
+    fn build(rules: &[Rule], skip: &[bool]) -> Patterns {
+        let mut keywords = Vec::new();
+        let mut complex: Vec<(Regex, u32)> = Vec::new();
+        let mut lits: Vec<String> = Vec::new();
+        let mut literal_owner = Vec::new();
+        let mut always = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if skip.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            match r.kind {
+                RuleKind::Keyword => {
+                    keywords.push((memchr::memmem::Finder::new(r.value.as_bytes()).into_owned(), i as u32))
+                }
+                RuleKind::Regexp => {
+                    let Ok(re) = regex::RegexBuilder::new(&r.value).size_limit(1 << 20).build() else { continue };
+                    match required_literal(&r.value) {
+                        Some(lit) => {
+                            lits.push(regex::escape(&lit));
+                            literal_owner.push(complex.len());
+                        }
+                        None => always.push(complex.len()),
+                    }
+                    complex.push((re, i as u32));
+                }
+                _ => {}
+            }
+        }
+        let literals = if lits.is_empty() { None } else { RegexSet::new(&lits).ok() };
+        if literals.is_none() {
+            always.append(&mut literal_owner);
+        }
+        Patterns { keywords, complex, literals, literal_owner, always }
+    }
+
+    fn find(&self, host: &str, mut best: u32) -> Option<u32> {
+        // v2fly order: any keyword beats any regexp; within a kind the earliest rule wins.
+        let mut kw = NONE;
+        for (f, id) in &self.keywords {
+            if *id < kw && f.find(host.as_bytes()).is_some() {
+                kw = *id;
+            }
+        }
+        if kw != NONE {
+            return Some(kw);
+        }
+        let mut try_complex = |ci: usize| {
+            if let Some((re, id)) = self.complex.get(ci)
+                && *id < best
+                && re.is_match(host)
+            {
+                best = *id;
+            }
+        };
+        for ci in &self.always {
+            try_complex(*ci);
+        }
+        if let Some(set) = &self.literals
+            && set.is_match(host)
+        {
+            for li in set.matches(host).iter() {
+                if let Some(ci) = self.literal_owner.get(li) {
+                    try_complex(*ci);
+                }
+            }
+        }
+        (best != NONE).then_some(best)
+    }
+}
+
+/// A literal that every match of `pattern` contains, when one is easy to prove: the longest run
+/// of plain characters at the top level (outside groups and classes) of a pattern without a
+/// top-level `|`, minus a last character that a quantifier applies to.
+fn required_literal(pattern: &str) -> Option<String> {
+    let b = pattern.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut best = String::new();
+    let mut cur = String::new();
+    let flush = |cur: &mut String, best: &mut String| {
+        if cur.len() > best.len() {
+            *best = cur.clone();
+        }
+        cur.clear();
+    };
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' => {
+                let next = *b.get(i + 1)?;
+                if depth == 0 && next.is_ascii_punctuation() {
+                    cur.push(next as char);
+                } else {
+                    flush(&mut cur, &mut best);
+                }
+                i += 2;
+                continue;
+            }
+            b'(' | b'[' => {
+                flush(&mut cur, &mut best);
+                depth += 1;
+            }
+            b')' | b']' => {
+                depth = depth.saturating_sub(1);
+            }
+            b'|' if depth == 0 => return None,
+            b'?' | b'*' | b'{' if depth == 0 => {
+                cur.pop();
+                flush(&mut cur, &mut best);
+            }
+            b'+' | b'.' | b'^' | b'$' if depth == 0 => flush(&mut cur, &mut best),
+            _ if depth == 0 && (c.is_ascii_alphanumeric() || c == b'-' || c == b'_') => cur.push(c as char),
+            _ if depth == 0 => flush(&mut cur, &mut best),
+            _ => {}
+        }
+        i += 1;
+    }
+    flush(&mut cur, &mut best);
+    (best.len() >= 3).then_some(best)
+}
+
 #[derive(Clone)]
 pub struct Matcher {
     rules: Vec<Rule>,
     exact: HashMap<Box<str>, Slot, FxBuild>,
-    /// Keywords first, then regexps; `pattern_rules[i]` is the rule of pattern `i`.
-    patterns: Option<RegexSet>,
-    pattern_rules: Vec<u32>,
+    labels: LabelIndex,
+    /// Rules the label index (or a later duplicate) took over.
+    skip: Vec<bool>,
+    patterns: Arc<OnceLock<Patterns>>,
 }
 
 impl Matcher {
@@ -157,8 +404,9 @@ impl Matcher {
     /// (callers that take patterns from people validate them first with [`validate_regex`]).
     pub fn new(rules: Vec<Rule>) -> Matcher {
         let mut exact: HashMap<Box<str>, Slot, FxBuild> = HashMap::default();
-        let mut keywords: Vec<(String, u32)> = Vec::new();
-        let mut regexps: Vec<(String, u32)> = Vec::new();
+        let mut labels = LabelIndex::default();
+        let mut skip = vec![false; rules.len()];
+        let mut last_pattern: HashMap<(RuleKind, &str), usize, FxBuild> = HashMap::default();
         for (i, r) in rules.iter().enumerate() {
             let id = i as u32;
             match r.kind {
@@ -170,24 +418,27 @@ impl Matcher {
                         slot.domain = id;
                     }
                 }
-                RuleKind::Keyword => keywords.push((regex::escape(&r.value), id)),
-                RuleKind::Regexp => {
-                    if validate_regex(&r.value).is_ok() {
-                        regexps.push((r.value.clone(), id));
+                RuleKind::Keyword | RuleKind::Regexp => {
+                    if let Some(prev) = last_pattern.insert((r.kind, r.value.as_str()), i)
+                        && let Some(s) = skip.get_mut(prev)
+                    {
+                        *s = true;
                     }
                 }
             }
         }
-        // Later duplicates win for keyword/regexp too: keep the last rule per pattern.
-        let mut pats: Vec<(String, u32)> = Vec::new();
-        for (p, id) in keywords.into_iter().chain(regexps) {
-            match pats.iter_mut().find(|(q, _)| *q == p) {
-                Some(slot) => slot.1 = id,
-                None => pats.push((p, id)),
+        // The label index keeps the lowest rule id per key, so feed it only the surviving
+        // (last) duplicate of each pattern.
+        for (i, r) in rules.iter().enumerate() {
+            if r.kind == RuleKind::Regexp
+                && !skip.get(i).copied().unwrap_or(true)
+                && labels.try_add(&r.value, i as u32)
+                && let Some(s) = skip.get_mut(i)
+            {
+                *s = true;
             }
         }
-        let patterns = if pats.is_empty() { None } else { RegexSet::new(pats.iter().map(|(p, _)| p.as_str())).ok() };
-        Matcher { rules, exact, patterns, pattern_rules: pats.into_iter().map(|(_, id)| id).collect() }
+        Matcher { rules, exact, labels, skip, patterns: Arc::new(OnceLock::new()) }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -196,6 +447,15 @@ impl Matcher {
 
     pub fn rule(&self, id: RuleId) -> Option<&Rule> {
         self.rules.get(id.0 as usize)
+    }
+
+    /// Compiles the keyword/regexp rules now instead of on the first miss.
+    pub fn warm_up(&self) {
+        let _ = self.patterns();
+    }
+
+    fn patterns(&self) -> &Patterns {
+        self.patterns.get_or_init(|| Patterns::build(&self.rules, &self.skip))
     }
 
     /// Finds the rule matching `host`. Accepts any case, a trailing dot, a `:port` suffix and
@@ -239,16 +499,8 @@ impl Matcher {
                 return Some(RuleId(slot.domain));
             }
         }
-        self.find_pattern(host)
-    }
-
-    fn find_pattern(&self, host: &str) -> Option<RuleId> {
-        let set = self.patterns.as_ref()?;
-        if !set.is_match(host) {
-            return None;
-        }
-        let first = set.matches(host).into_iter().next()?;
-        self.pattern_rules.get(first).map(|id| RuleId(*id))
+        let label = if self.labels.is_empty() { NONE } else { self.labels.find(host).unwrap_or(NONE) };
+        self.patterns().find(host, label).map(RuleId)
     }
 }
 
@@ -326,6 +578,49 @@ mod tests {
         assert_eq!(r.kind, RuleKind::Full);
         assert_eq!(r.attrs, vec!["ads".to_string(), "!cn".to_string()]);
         assert!(Rule::parse_v2fly("bogus:thing", AppIdx(0)).is_none());
+    }
+
+    #[test]
+    fn label_shaped_regexps_match_like_the_regex() {
+        let pats = [r"(^|\.)google\.", r"(^|\.)mail\.google\.", r"(^|\.)skypeecs-", r"-speedtest\.", r"^x[0-9]+\.y$"];
+        let rules: Vec<Rule> = pats.iter().enumerate().map(|(i, p)| rule(&format!("regexp:{p}"), i as u32)).collect();
+        let m = Matcher::new(rules);
+        assert_eq!(m.skip.iter().filter(|s| **s).count(), 4, "four label-shaped patterns indexed");
+        let hosts = [
+            "google.com",
+            "www.google.co.uk",
+            "google",
+            "x.google",
+            "mail.google.com",
+            "mail.googlex.com",
+            "skypeecs-prod.net",
+            "a.skypeecs-1.b",
+            "skypeecs.net",
+            "foo-speedtest.net",
+            "-speedtest.x",
+            "speedtest.net",
+            "a-speedtest",
+            "x12.y",
+            "xx12.y",
+            "notgoogle.com",
+            "a.mail.google.de",
+        ];
+        for h in hosts {
+            let expected = pats.iter().position(|p| regex::Regex::new(p).unwrap().is_match(h)).map(|i| i as u32);
+            assert_eq!(app_of(&m, h), expected, "{h}");
+        }
+    }
+
+    #[test]
+    fn required_literals_are_sound() {
+        assert_eq!(required_literal(r".+\.awsdns-[0-9][0-9]\.(co\.uk|com|net|org)$").as_deref(), Some(".awsdns-"));
+        assert_eq!(
+            required_literal(r"^chatgpt-async-webps-prod-\S+-\d+\.webpubsub\.azure\.com$").as_deref(),
+            Some("chatgpt-async-webps-prod-")
+        );
+        assert_eq!(required_literal(r"^abcd?e").as_deref(), Some("abc"));
+        assert_eq!(required_literal("a|bcdef"), None);
+        assert_eq!(required_literal(r"^[a-z]+$"), None);
     }
 
     #[test]
