@@ -7,3 +7,4 @@ pub mod catalog;
 pub mod domain;
 pub mod ingest;
 pub mod sanitize;
+pub mod sync;
