@@ -95,7 +95,11 @@ impl TokenProvider {
             .await
             .map_err(|e| err(format!("reading the token response: {e}")))?;
         if !status.is_success() {
-            return Err(err(format!("HTTP {}: {}", status.as_u16(), server_detail(&body))));
+            return Err(err(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                server_detail(&body)
+            )));
         }
         let v: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| err(format!("token response is not JSON: {e}")))?;

@@ -99,7 +99,9 @@ fn read_secret_file(path: &std::path::Path) -> Result<SecretString, SyncError> {
         }
     }
     if !meta.is_file() {
-        return Err(SyncError::Secret(format!("secret file {shown} is not a regular file")));
+        return Err(SyncError::Secret(format!(
+            "secret file {shown} is not a regular file"
+        )));
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| SyncError::Secret(format!("cannot read secret file {shown}: {e}")))?;
@@ -159,8 +161,7 @@ impl Endpoints {
 
     pub(crate) fn all_loopback(&self) -> bool {
         let hosts = [&self.login, &self.mde, &self.graph, &self.log_analytics];
-        hosts.iter().all(|u| is_loopback_url(u))
-            && self.mdca.as_deref().is_none_or(is_loopback_url)
+        hosts.iter().all(|u| is_loopback_url(u)) && self.mdca.as_deref().is_none_or(is_loopback_url)
     }
 }
 

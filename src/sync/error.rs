@@ -77,7 +77,9 @@ pub enum SyncError {
         window_secs: i64,
         limit: u32,
     },
-    #[error("the local cache rejected a page: {0}. Fix the cache and rerun; committed pages are kept")]
+    #[error(
+        "the local cache rejected a page: {0}. Fix the cache and rerun; committed pages are kept"
+    )]
     Sink(#[from] SinkError),
 }
 

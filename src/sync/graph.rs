@@ -26,7 +26,10 @@ fn first_url(cfg: &SyncConfig) -> String {
 
 /// Follows `@odata.nextLink` only while it stays on the configured Graph host, so a
 /// tampered response cannot send the bearer token elsewhere.
-pub(crate) fn checked_next(cfg: &SyncConfig, link: Option<String>) -> Result<Option<String>, SyncError> {
+pub(crate) fn checked_next(
+    cfg: &SyncConfig,
+    link: Option<String>,
+) -> Result<Option<String>, SyncError> {
     match link {
         None => Ok(None),
         Some(l) if same_origin(&l, &cfg.endpoints.graph) => Ok(Some(l)),
@@ -57,7 +60,10 @@ pub(crate) fn risky_user_from(v: &serde_json::Value) -> Option<RiskyUser> {
         risk_state: j_str(v, "riskState").unwrap_or_default(),
         risk_detail: j_str(v, "riskDetail").unwrap_or_default(),
         last_updated_unix: j_time(v, "riskLastUpdatedDateTime"),
-        is_deleted: v.get("isDeleted").and_then(|b| b.as_bool()).unwrap_or(false),
+        is_deleted: v
+            .get("isDeleted")
+            .and_then(|b| b.as_bool())
+            .unwrap_or(false),
         risk_level: level,
     })
 }

@@ -46,13 +46,31 @@ impl ApiKind {
     /// and handled separately; Log Analytics' 200 per 30 s per user is UNCONFIRMED.
     pub fn documented_quotas(self) -> &'static [Quota] {
         const MDE: [Quota; 2] = [
-            Quota { capacity: 100.0, per_secs: 60.0 },
-            Quota { capacity: 1500.0, per_secs: 3600.0 },
+            Quota {
+                capacity: 100.0,
+                per_secs: 60.0,
+            },
+            Quota {
+                capacity: 1500.0,
+                per_secs: 3600.0,
+            },
         ];
-        const HUNTING: [Quota; 1] = [Quota { capacity: 45.0, per_secs: 60.0 }];
-        const IDP: [Quota; 1] = [Quota { capacity: 1.0, per_secs: 1.0 }];
-        const LA: [Quota; 1] = [Quota { capacity: 200.0, per_secs: 30.0 }];
-        const MDCA: [Quota; 1] = [Quota { capacity: 30.0, per_secs: 60.0 }];
+        const HUNTING: [Quota; 1] = [Quota {
+            capacity: 45.0,
+            per_secs: 60.0,
+        }];
+        const IDP: [Quota; 1] = [Quota {
+            capacity: 1.0,
+            per_secs: 1.0,
+        }];
+        const LA: [Quota; 1] = [Quota {
+            capacity: 200.0,
+            per_secs: 30.0,
+        }];
+        const MDCA: [Quota; 1] = [Quota {
+            capacity: 30.0,
+            per_secs: 60.0,
+        }];
         match self {
             ApiKind::Mde => &MDE,
             ApiKind::Hunting => &HUNTING,
@@ -449,8 +467,8 @@ fn transport_detail(e: &reqwest::Error) -> String {
 
 /// Appends query parameters with proper encoding.
 pub(crate) fn with_query(base: &str, params: &[(&str, &str)]) -> Result<String, SyncError> {
-    let mut url = reqwest::Url::parse(base)
-        .map_err(|e| SyncError::Config(format!("bad URL {base}: {e}")))?;
+    let mut url =
+        reqwest::Url::parse(base).map_err(|e| SyncError::Config(format!("bad URL {base}: {e}")))?;
     {
         let mut q = url.query_pairs_mut();
         for (k, v) in params {
@@ -483,15 +501,24 @@ mod tests {
 
     #[test]
     fn quota_time_matches_documented_mde_limits() {
-        // 100 free, then 1,500/h dominates: 1,600 calls → 1,500 refills at 2.4 s each.
+        // 1,600 calls: 100/min dominates (1,500 refills at 0.6 s = 900 s).
         let t = ApiKind::Mde.documented_quota_time(1_600);
-        assert!((t.as_secs_f64() - 3_600.0).abs() < 1.0, "{t:?}");
-        assert_eq!(ApiKind::Graph.documented_quota_time(1_000_000), Duration::ZERO);
+        assert!((t.as_secs_f64() - 900.0).abs() < 1.0, "{t:?}");
+        // 100,000 calls: 1,500/h dominates (98,500 refills at 2.4 s ≈ 65.7 h).
+        let t = ApiKind::Mde.documented_quota_time(100_000);
+        assert!((t.as_secs_f64() - 236_400.0).abs() < 1.0, "{t:?}");
+        assert_eq!(
+            ApiKind::Graph.documented_quota_time(1_000_000),
+            Duration::ZERO
+        );
     }
 
     #[tokio::test]
     async fn bucket_paces_after_capacity() {
-        let l = RateLimiter::new(&[Quota { capacity: 2.0, per_secs: 0.1 }]);
+        let l = RateLimiter::new(&[Quota {
+            capacity: 2.0,
+            per_secs: 0.1,
+        }]);
         let t0 = Instant::now();
         for _ in 0..4 {
             l.acquire().await;

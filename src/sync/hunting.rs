@@ -76,7 +76,12 @@ pub(crate) async fn sync_windows(run: &mut Run<'_>) -> Result<(), SyncError> {
                 });
             }
             size = (span / 2).max(min_secs);
-            tracing::info!(source = run.source.name(), rows = answer.raw_rows, new_window_secs = size, "window hit the row limit, halving");
+            tracing::info!(
+                source = run.source.name(),
+                rows = answer.raw_rows,
+                new_window_secs = size,
+                "window hit the row limit, halving"
+            );
             continue;
         }
         let wm = run.mark(Some(end), None);
@@ -106,10 +111,18 @@ async fn query(
     let results = run_hunting(cfg, http, &kql, start, end).await?;
     let raw_rows = results.len();
     let rows = match source {
-        SourceKind::HuntingTraffic => {
-            WindowRows::Traffic(results.iter().filter_map(|r| traffic_row(source, r)).collect())
-        }
-        _ => WindowRows::Logons(results.iter().filter_map(|r| logon_row(source, r)).collect()),
+        SourceKind::HuntingTraffic => WindowRows::Traffic(
+            results
+                .iter()
+                .filter_map(|r| traffic_row(source, r))
+                .collect(),
+        ),
+        _ => WindowRows::Logons(
+            results
+                .iter()
+                .filter_map(|r| logon_row(source, r))
+                .collect(),
+        ),
     };
     Ok(Answer { raw_rows, rows })
 }
@@ -201,7 +214,9 @@ pub(crate) fn traffic_row(source: SourceKind, r: &Map<String, Value>) -> Option<
         source,
         day: Day::from_unix(day),
         remote_host: clean_host(&j_str(&v, "Host")?)?,
-        device: j_str(&v, "DeviceName").unwrap_or_default().to_ascii_lowercase(),
+        device: j_str(&v, "DeviceName")
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
         account: nonempty(j_str(&v, "Account")),
         connections: j_u64(&v, "Connections").unwrap_or(0),
         bytes_up: j_u64(&v, "BytesUp"),

@@ -136,7 +136,8 @@ pub(crate) async fn sync_discovered_apps(run: &mut Run<'_>) -> Result<(), SyncEr
         loop {
             let page: Option<GraphPage> = run.http.json(graph_call(run.cfg, url)).await?;
             let (value, next) = page.map(|p| (p.value, p.next_link)).unwrap_or_default();
-            let apps: Vec<DiscoveredApp> = value.iter().filter_map(|a| app_from(stream, a)).collect();
+            let apps: Vec<DiscoveredApp> =
+                value.iter().filter_map(|a| app_from(stream, a)).collect();
             let next = checked_next(run.cfg, next)?;
             let cursor = match (&next, streams.get(i + 1)) {
                 (Some(n), _) => Some(AppsCursor {
@@ -152,7 +153,10 @@ pub(crate) async fn sync_discovered_apps(run: &mut Run<'_>) -> Result<(), SyncEr
             let cursor = cursor.and_then(|c| serde_json::to_string(&c).ok());
             let wm = run.mark(None, cursor);
             run.sink.discovered_apps(&apps, &wm)?;
-            run.page_done(apps.len(), format!("stream {}", crate::sanitize::display_safe(stream)));
+            run.page_done(
+                apps.len(),
+                format!("stream {}", crate::sanitize::display_safe(stream)),
+            );
             match next {
                 Some(n) => url = n,
                 None => break,

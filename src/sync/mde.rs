@@ -81,8 +81,14 @@ pub(crate) async fn sync_devices(run: &mut Run<'_>) -> Result<(), SyncError> {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     loop {
-        let raw = machines_page(run.cfg, run.http, SourceKind::Devices.permission(), top, skip)
-            .await?;
+        let raw = machines_page(
+            run.cfg,
+            run.http,
+            SourceKind::Devices.permission(),
+            top,
+            skip,
+        )
+        .await?;
         let fetched = raw.len();
         let devices: Vec<SyncedDevice> = raw.iter().filter_map(device_from).collect();
         skip += fetched as u64;
@@ -308,7 +314,12 @@ impl IndicatorClient {
         })
     }
 
-    fn call<'a>(&'a self, method: Method, url: String, body: Option<&'a serde_json::Value>) -> Call<'a> {
+    fn call<'a>(
+        &'a self,
+        method: Method,
+        url: String,
+        body: Option<&'a serde_json::Value>,
+    ) -> Call<'a> {
         Call {
             api: ApiKind::Mde,
             scope: &self.scope,
@@ -367,10 +378,12 @@ impl IndicatorClient {
             .http
             .json(self.call(Method::POST, self.base.clone(), Some(&body)))
             .await?;
-        v.as_ref().and_then(indicator_from).ok_or_else(|| SyncError::Decode {
-            api: ApiKind::Mde.name().into(),
-            detail: "indicator create answered without an indicator id".into(),
-        })
+        v.as_ref()
+            .and_then(indicator_from)
+            .ok_or_else(|| SyncError::Decode {
+                api: ApiKind::Mde.name().into(),
+                detail: "indicator create answered without an indicator id".into(),
+            })
     }
 
     /// Deletes by id; `Ok(false)` when it was already gone (404).

@@ -397,7 +397,8 @@ impl Run<'_> {
 }
 
 fn now_unix(cfg: &SyncConfig) -> i64 {
-    cfg.as_of_unix.unwrap_or_else(|| chrono::Utc::now().timestamp())
+    cfg.as_of_unix
+        .unwrap_or_else(|| chrono::Utc::now().timestamp())
 }
 
 async fn run_source(run: &mut Run<'_>) -> Result<(), SyncError> {
@@ -572,7 +573,11 @@ pub async fn check_config(cfg: &SyncConfig) -> Vec<SourceCheck> {
     out
 }
 
-async fn probe(cfg: &SyncConfig, http: &http::HttpCore, source: SourceKind) -> Result<(), SyncError> {
+async fn probe(
+    cfg: &SyncConfig,
+    http: &http::HttpCore,
+    source: SourceKind,
+) -> Result<(), SyncError> {
     match source {
         SourceKind::Devices | SourceKind::LogonUsers => mde::probe(cfg, http, source).await,
         SourceKind::HuntingTraffic
