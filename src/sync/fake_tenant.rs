@@ -204,6 +204,14 @@ impl FakeTenantHandle {
             f.clear();
         }
     }
+    /// Every access token currently valid (for leak checks in tests).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared
+            .tokens
+            .lock()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
     pub fn tokens_issued(&self) -> u64 {
         self.shared.token_counter.lock().map(|c| *c).unwrap_or(0)
     }

@@ -18,6 +18,7 @@ pub mod hunting;
 pub mod loganalytics;
 pub mod mdca;
 pub mod mde;
+pub mod memory_sink;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
