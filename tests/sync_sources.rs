@@ -27,7 +27,7 @@ fn opts() -> FakeTenantOptions {
 fn secret_file(secret: &str) -> tempfile::NamedTempFile {
     // NamedTempFile is created 0600.
     let mut f = tempfile::NamedTempFile::new().unwrap();
-    write!(f, "{secret}\n").unwrap();
+    writeln!(f, "{secret}").unwrap();
     f
 }
 
@@ -278,7 +278,7 @@ async fn hunting_windows_split_at_the_row_limit_without_losing_rows() {
                 - chrono::DateTime::parse_from_rfc3339(a).unwrap().timestamp()
         })
         .collect();
-    assert!(spans.iter().any(|&s| s == 86_400), "{spans:?}");
+    assert!(spans.contains(&86_400), "{spans:?}");
     assert!(spans.iter().any(|&s| s < 86_400 / 4), "{spans:?}");
     // Every committed page is under the limit, and the sums equal the unsplit reference.
     assert!(report.sources.iter().all(|s| s.rows > 0));

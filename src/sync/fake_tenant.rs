@@ -144,6 +144,7 @@ struct Shared {
     device_index: HashMap<String, usize>,
     faults: Mutex<Vec<FaultRule>>,
     tokens: Mutex<HashMap<String, IssuedToken>>,
+    all_tokens: Mutex<Vec<String>>,
     token_counter: Mutex<u64>,
     log: Mutex<Vec<RecordedRequest>>,
     indicators: Mutex<Vec<Value>>,
@@ -204,12 +205,12 @@ impl FakeTenantHandle {
             f.clear();
         }
     }
-    /// Every access token currently valid (for leak checks in tests).
+    /// Every access token ever issued, revoked ones included (for leak checks in tests).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared
-            .tokens
+            .all_tokens
             .lock()
-            .map(|t| t.keys().cloned().collect())
+            .map(|t| t.clone())
             .unwrap_or_default()
     }
     pub fn tokens_issued(&self) -> u64 {
@@ -272,6 +273,7 @@ pub async fn serve_fake_tenant(
         device_ids,
         device_index,
         tokens: Mutex::new(HashMap::new()),
+        all_tokens: Mutex::new(Vec::new()),
         token_counter: Mutex::new(0),
         log: Mutex::new(Vec::new()),
         indicators: Mutex::new(Vec::new()),
@@ -305,6 +307,8 @@ pub async fn serve_fake_tenant(
 struct Request {
     method: String,
     path: String,
+    /// Path plus decoded query, what fault rules match against.
+    full: String,
     query: HashMap<String, String>,
     headers: HashMap<String, String>,
     body: Vec<u8>,
@@ -381,9 +385,16 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<Shared>) {
             .to_vec();
         buf.drain(..body_start + len);
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+        let path = percent_decode(raw_path, false);
+        let full = if raw_query.is_empty() {
+            path.clone()
+        } else {
+            format!("{path}?{}", percent_decode(raw_query, true))
+        };
         let req = Request {
             method,
-            path: percent_decode(raw_path, false),
+            path,
+            full,
             query: parse_form(raw_query),
             headers,
             body,
@@ -394,14 +405,9 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<Shared>) {
             .is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let resp = handle(&st, &req).await;
         if let Ok(mut log) = st.log.lock() {
-            let shown_query = if raw_query.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", percent_decode(raw_query, true))
-            };
             log.push(RecordedRequest {
                 method: req.method.clone(),
-                path: format!("{}{shown_query}", req.path),
+                path: req.full.clone(),
                 body: String::from_utf8_lossy(req.body.get(..4096).unwrap_or(&req.body))
                     .into_owned(),
                 status: resp.status,
@@ -523,7 +529,7 @@ fn take_fault(st: &Shared, path: &str) -> Option<FaultKind> {
 
 async fn handle(st: &Shared, req: &Request) -> Response {
     let mut empty = false;
-    if let Some(fault) = take_fault(st, &req.path) {
+    if let Some(fault) = take_fault(st, &req.full) {
         match fault {
             FaultKind::TooManyRequests(ra) => {
                 let mut r = Response::error(429, "TooManyRequests", "API call quota exceeded");
@@ -628,6 +634,9 @@ fn token_endpoint(st: &Shared, req: &Request) -> Response {
         Err(_) => 0,
     };
     let token = format!("fake.{:016x}.{n}", mix(o.seed ^ n.wrapping_mul(31)));
+    if let Ok(mut all) = st.all_tokens.lock() {
+        all.push(token.clone());
+    }
     if let Ok(mut t) = st.tokens.lock() {
         t.insert(
             token.clone(),
