@@ -13,4 +13,5 @@ pub mod ingest;
 pub mod runtime;
 pub mod sanitize;
 pub mod store;
+pub mod sync;
 pub mod ui;

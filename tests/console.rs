@@ -140,7 +140,7 @@ fn filter_sort_and_tag_with_confirmation_and_undo() {
     }
     h.key(Key::plain(KeyCode::Enter));
     let t = h.state.current().focused().unwrap();
-    assert!(t.visible.len() >= 1 && t.visible.len() < t.table.rows.len());
+    assert!(!t.visible.is_empty() && t.visible.len() < t.table.rows.len());
     assert!(h.selected_key().starts_with(&h.summary.genai_app), "{}", h.selected_key());
     // u asks first; n cancels and nothing changes.
     h.key(Key::ch('u'));

@@ -18,9 +18,9 @@ pub mod leef;
 pub mod mdca_csv;
 pub mod panos;
 pub mod squid;
+pub mod util_b;
 pub mod zeek;
 pub mod zscaler;
-pub mod util_b;
 
 /// Longest line any parser sees. Longer lines are skipped and counted, never buffered whole,
 /// so a 100 MB line or a file of garbage without newlines cannot exhaust memory.
