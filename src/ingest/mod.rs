@@ -6,6 +6,7 @@ use std::io::{self, BufRead};
 pub mod pipeline;
 pub mod registry;
 
+pub mod util_a;
 pub mod squid;
 pub mod zeek;
 pub mod panos;
