@@ -202,6 +202,8 @@ impl ZeekTsvParser {
         };
         match directive {
             "separator" => {
+                // A new header block (concatenated logs): forget the previous schema.
+                *self = ZeekTsvParser::default();
                 let sep = unescape(value.trim_matches(' ')).into_owned();
                 if !sep.is_empty() {
                     self.sep = sep;
@@ -689,6 +691,15 @@ mod tests {
                 SkipReason::Malformed("zeek: column count differs from #fields")
             ]
         );
+    }
+
+    #[test]
+    fn concatenated_logs_switch_schema() {
+        let mut text = data("zat/dns.log");
+        text.extend(data("zat/http.log"));
+        let s = parse_all(&ZeekTsvFormat, &text).unwrap();
+        assert_eq!((s.records.len(), s.skips.len()), (54 + 150, 0));
+        assert_eq!(s.records[54].1.url.as_deref(), Some("http://guyspy.com/"));
     }
 
     /// Zeek's ASCII writer escaping: the separator, backslash and non-printables as `\xNN`.
