@@ -18,6 +18,7 @@ pub mod leef;
 pub mod mdca_csv;
 pub mod panos;
 pub mod squid;
+pub mod util_a;
 pub mod util_b;
 pub mod zeek;
 pub mod zscaler;
