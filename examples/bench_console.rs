@@ -37,7 +37,9 @@ fn run(state: &mut State, backend: &mut Backend, mut fx: Vec<Effect>) {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
         .and_then(|kb| kb.parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
@@ -60,7 +62,10 @@ fn main() -> anyhow::Result<()> {
     let gen_s = t.elapsed().as_secs_f64();
     drop(store);
     let size_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
-    println!("demo: {users} users, {days} days, {} devices, {} apps, {} facts: {gen_s:.2} s, cache {size_mb:.0} MB", s.devices, s.apps, s.facts);
+    println!(
+        "demo: {users} users, {days} days, {} devices, {} apps, {} facts: {gen_s:.2} s, cache {size_mb:.0} MB",
+        s.devices, s.apps, s.facts
+    );
 
     // First frame: open the cache, load the start view, draw.
     let t = Instant::now();
@@ -103,10 +108,21 @@ fn main() -> anyhow::Result<()> {
     measure("sort (o) in Users", &sort, &mut state, &mut backend);
     let mut pivot = Vec::new();
     for _ in 0..10 {
-        pivot.extend([Key::plain(crossterm::event::KeyCode::Enter), Key::plain(crossterm::event::KeyCode::Enter), Key::plain(crossterm::event::KeyCode::Esc), Key::plain(crossterm::event::KeyCode::Esc)]);
+        pivot.extend([
+            Key::plain(crossterm::event::KeyCode::Enter),
+            Key::plain(crossterm::event::KeyCode::Enter),
+            Key::plain(crossterm::event::KeyCode::Esc),
+            Key::plain(crossterm::event::KeyCode::Esc),
+        ]);
     }
     measure("pivot user→device and back", &pivot, &mut state, &mut backend);
-    let apps = [Key::ch('2'), Key::ch('j'), Key::ch('j'), Key::plain(crossterm::event::KeyCode::Enter), Key::plain(crossterm::event::KeyCode::Esc)];
+    let apps = [
+        Key::ch('2'),
+        Key::ch('j'),
+        Key::ch('j'),
+        Key::plain(crossterm::event::KeyCode::Enter),
+        Key::plain(crossterm::event::KeyCode::Esc),
+    ];
     measure("apps view, open an app", &apps, &mut state, &mut backend);
     println!("peak RSS: {:.0} MB", peak_rss_mb());
     Ok(())

@@ -24,9 +24,13 @@ fn squid_import_identifies_apps_and_is_idempotent() {
     assert_eq!(first.0, 100);
     // Yahoo traffic in the 2006 capture is identified as a catalog app, not an unknown domain.
     let apps = store.apps(shadowscope::domain::Period::ALL).unwrap();
-    assert!(apps.iter().any(|a| !a.unknown && a.key.contains("yahoo")), "{:?}", apps.iter().map(|a| &a.key).collect::<Vec<_>>());
+    assert!(
+        apps.iter().any(|a| !a.unknown && a.key.contains("yahoo")),
+        "{:?}",
+        apps.iter().map(|a| &a.key).collect::<Vec<_>>()
+    );
     // Users from the ident field become users.
-    assert!(store.users().unwrap().len() >= 1);
+    assert!(!store.users().unwrap().is_empty());
     // Importing the same file again adds nothing.
     let again = import_paths(&store, Catalog::builtin(), &files, &ImportOptions::default(), &mut |_| {}).unwrap();
     assert!(again[0].already_imported);
