@@ -6,7 +6,6 @@ use crossterm::event::{Event, EventStream, KeyEventKind, MouseEventKind};
 use crossterm::execute;
 use futures_util::StreamExt;
 use std::io::Write;
-use std::time::Duration;
 
 /// Longest text `y` sends through OSC 52; terminals reject (or choke on) huge payloads.
 const OSC52_MAX: usize = 8 * 1024;
@@ -37,8 +36,7 @@ fn save_session(s: &app::Session) {
     }
 }
 
-pub async fn run_console(mut backend_opt: Option<Backend>, mut state: State) -> anyhow::Result<()> {
-    let backend = backend_opt.take().ok_or_else(|| anyhow::anyhow!("no cache"))?;
+pub async fn run_console(backend: Backend, mut state: State) -> anyhow::Result<()> {
     let (msg_tx, mut msg_rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
     let (fx_tx, fx_rx) = std::sync::mpsc::channel::<Effect>();
     let worker = std::thread::Builder::new().name("store".into()).spawn(move || {
@@ -102,7 +100,6 @@ pub async fn run_console(mut backend_opt: Option<Backend>, mut state: State) -> 
                     None => return Ok(()),
                 },
                 m = msg_rx.recv() => m,
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => None,
             };
             if let Some(m) = msg {
                 pending.extend(app::update(&mut state, m));

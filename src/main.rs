@@ -131,7 +131,7 @@ fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()>
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    rt.block_on(shadowscope::event::run_console(Some(backend), state))
+    rt.block_on(shadowscope::event::run_console(backend, state))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -80,12 +80,6 @@ impl Entry {
     pub fn focused_mut(&mut self) -> Option<&mut TableView> {
         self.tables.get_mut(self.pane)
     }
-    pub fn label(&self) -> String {
-        match (&self.data, self.route) {
-            (Some(d), _) if !d.label.is_empty() => d.label.clone(),
-            (_, r) => format!("{r:?}"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -358,17 +358,13 @@ impl LineParser for AsaParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::test_support::{head, other_samples, sample};
     use crate::ingest::util_a::civil_to_unix;
-    use crate::ingest::util_a::test_support::{head, other_samples};
     use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
     const SAMPLE: &str = "elastic-integrations/cisco_asa/test-sample.log";
-
-    fn data(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
 
     fn rec_at(s: &crate::ingest::CollectSink, line: u64) -> &Record<'static> {
         &s.records.iter().find(|(p, _)| p.line == line).unwrap().1
@@ -376,7 +372,7 @@ mod tests {
 
     #[test]
     fn sample_counts() {
-        let s = parse_all(&AsaFormat, &data(SAMPLE)).unwrap();
+        let s = parse_all(&AsaFormat, &sample(SAMPLE)).unwrap();
         // 106023 ×8, 106100 ×21, Built ×15, Teardown ×13, 304001 ×3, 304002 ×1,
         // NAT with a user ×2 (Logon).
         assert_eq!(s.records.len(), 63);
@@ -401,7 +397,7 @@ mod tests {
 
     #[test]
     fn sample_fields() {
-        let s = parse_all(&AsaFormat, &data(SAMPLE)).unwrap();
+        let s = parse_all(&AsaFormat, &sample(SAMPLE)).unwrap();
         let r = rec_at(&s, 1);
         assert_eq!(r.ts, civil_to_unix(2013, 4, 15, 9, 36, 50).unwrap());
         assert_eq!(

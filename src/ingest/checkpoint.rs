@@ -235,20 +235,16 @@ impl LineParser for CheckpointParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::test_support::{head, other_samples, sample};
     use crate::ingest::util_a::civil_to_unix;
-    use crate::ingest::util_a::test_support::{head, other_samples};
     use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
 
     const SAMPLE: &str = "elastic-integrations/checkpoint/test-checkpoint.lines01-14.log";
 
-    fn data(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
-
     #[test]
     fn sample_counts_and_fields() {
-        let s = parse_all(&CheckpointFormat, &data(SAMPLE)).unwrap();
+        let s = parse_all(&CheckpointFormat, &sample(SAMPLE)).unwrap();
         // Lines 3,4,5,7,8,10,11,13 are firewall connections; 1,2 (System Monitor),
         // 6,9,12 (Contracts update) and 14 (Application Control update) have no src/dst.
         let lines: Vec<u64> = s.records.iter().map(|(p, _)| p.line).collect();

@@ -202,20 +202,16 @@ impl LineParser for FortigateParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::test_support::{head, other_samples, sample};
     use crate::ingest::util_a::civil_to_unix;
-    use crate::ingest::util_a::test_support::{head, other_samples};
     use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
 
     const SAMPLE: &str = "elastic-integrations/fortigate/test-fortinet.head29.log";
 
-    fn data(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
-
     #[test]
     fn sample_counts_and_fields() {
-        let s = parse_all(&FortigateFormat, &data(SAMPLE)).unwrap();
+        let s = parse_all(&FortigateFormat, &sample(SAMPLE)).unwrap();
         // Lines 1-11 are utm (webfilter 2, app-ctrl 3, dns 4, ssl 1) plus one traffic (line 2),
         // lines 12-24 are 13 `type="event"` lines, lines 25-29 are traffic.
         assert_eq!(s.records.len(), 16);

@@ -221,8 +221,8 @@ mod tests {
     //! No sample file exists in shared/data: these lines are written from Juniper's session
     //! log field reference (Create/Close/Deny tables) and the published sd-syslog layout.
     use super::*;
+    use crate::ingest::test_support::other_samples;
     use crate::ingest::util_a::civil_to_unix;
-    use crate::ingest::util_a::test_support::other_samples;
     use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
 

@@ -18,6 +18,8 @@ pub mod leef;
 pub mod mdca_csv;
 pub mod panos;
 pub mod squid;
+#[cfg(test)]
+pub mod test_support;
 pub mod util_a;
 pub mod util_b;
 pub mod zeek;

@@ -361,18 +361,14 @@ impl LineParser for PanosCsvParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::test_support::{head, other_samples, sample};
     use crate::ingest::util_a::civil_to_unix;
-    use crate::ingest::util_a::test_support::{head, other_samples};
     use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
 
-    fn data(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
-
     #[test]
     fn traffic_sample() {
-        let s = parse_all(&PANOS, &data("elastic-integrations/paloalto/test-panw-panos-traffic-sample.head34.log"))
+        let s = parse_all(&PANOS, &sample("elastic-integrations/paloalto/test-panw-panos-traffic-sample.head34.log"))
             .unwrap();
         assert_eq!(s.records.len(), 32);
         let reasons: Vec<_> = s.skips.iter().map(|(p, r, _)| (p.line, r.clone())).collect();
@@ -402,7 +398,7 @@ mod tests {
 
     #[test]
     fn threat_url_sample_and_offset() {
-        let bytes = data("elastic-integrations/paloalto/test-panw-panos-threat-url-no-xff-sample.log");
+        let bytes = sample("elastic-integrations/paloalto/test-panw-panos-threat-url-no-xff-sample.log");
         let s = parse_all(&PANOS, &bytes).unwrap();
         assert_eq!((s.records.len(), s.skips.len()), (1, 0));
         let r = &s.records[0].1;

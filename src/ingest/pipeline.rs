@@ -161,40 +161,31 @@ impl Interner<'_> {
         self.devices.insert(name.to_string(), id);
         Ok(id)
     }
-    /// Host name, else the appliance's app name, else the destination IP.
+    /// Host name, else the appliance's app name, else the destination IP. Each distinct key
+    /// reaches the cache (and the catalog) once per import.
     fn destination(&mut self, rec: &Record<'_>) -> Result<Option<(DomainId, AppId)>, StoreError> {
         let host = present(&rec.dest_host).or_else(|| present(&rec.url).and_then(host_of_url));
-        if let Some(h) = host {
-            let key = lower(h.trim_end_matches('.'));
-            if let Some(v) = self.hosts.get(key.as_ref()) {
-                return Ok(Some(*v));
-            }
-            let v = self.store.intern_host(&key, self.catalog)?;
-            self.hosts.insert(key.into_owned(), v);
-            return Ok(Some(v));
+        let key = match (host, present(&rec.vendor_app), present(&rec.dest_ip)) {
+            (Some(h), _, _) => lower(h.trim_end_matches('.')),
+            (None, Some(app), _) => format!("app:{}", app.to_ascii_lowercase()).into(),
+            (None, None, Some(ip)) => ip.into(),
+            (None, None, None) => return Ok(None),
+        };
+        if let Some(v) = self.hosts.get(key.as_ref()) {
+            return Ok(Some(*v));
         }
-        if let Some(app) = present(&rec.vendor_app) {
-            let key = format!("app:{}", app.to_ascii_lowercase());
-            if let Some(v) = self.hosts.get(&key) {
-                return Ok(Some(*v));
+        let v = match (host, present(&rec.vendor_app)) {
+            (None, Some(app)) => {
+                let app_id = match self.catalog.identify_vendor_app(app) {
+                    Some(idx) => self.store.ensure_catalog_app(self.catalog.get(idx))?,
+                    None => self.store.ensure_unknown_app(&app.to_ascii_lowercase(), self.catalog)?,
+                };
+                (self.store.insert_domain(&key, app_id)?, app_id)
             }
-            let app_id = match self.catalog.identify_vendor_app(app) {
-                Some(idx) => self.store.ensure_catalog_app(self.catalog.get(idx))?,
-                None => self.store.ensure_unknown_app(&app.to_ascii_lowercase(), self.catalog)?,
-            };
-            let v = (self.store.insert_domain(&key, app_id)?, app_id);
-            self.hosts.insert(key, v);
-            return Ok(Some(v));
-        }
-        if let Some(ip) = present(&rec.dest_ip) {
-            if let Some(v) = self.hosts.get(ip) {
-                return Ok(Some(*v));
-            }
-            let v = self.store.intern_host(ip, self.catalog)?;
-            self.hosts.insert(ip.to_string(), v);
-            return Ok(Some(v));
-        }
-        Ok(None)
+            _ => self.store.intern_host(&key, self.catalog)?,
+        };
+        self.hosts.insert(key.into_owned(), v);
+        Ok(Some(v))
     }
 }
 
@@ -318,10 +309,8 @@ impl RecordSink for ImportSink<'_, '_> {
             self.last = pos;
             return;
         }
-        if !matches!(reason, SkipReason::Irrelevant(_)) || self.skipped.len() < 64 {
-            self.records += 1;
-            self.count_skip(pos, &reason, raw);
-        }
+        self.records += 1;
+        self.count_skip(pos, &reason, raw);
         self.after_line(pos);
     }
 }

@@ -240,16 +240,13 @@ fn looks_like_ip_fast(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::test_support::sample;
     use crate::ingest::{SkipReason, parse_all, registry};
     use proptest::prelude::*;
 
-    fn data(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
-
     #[test]
     fn native_sample_all_records() {
-        let sink = parse_all(&SquidFormat, &data("elastic-integrations/squid/test-access.log")).unwrap();
+        let sink = parse_all(&SquidFormat, &sample("elastic-integrations/squid/test-access.log")).unwrap();
         assert_eq!(sink.records.len(), 100);
         assert!(sink.skips.is_empty());
         let (_, r) = &sink.records[0];
@@ -283,7 +280,7 @@ mod tests {
 
     #[test]
     fn custom_logformat_is_rejected_not_mismapped() {
-        let sink = parse_all(&SquidFormat, &data("elastic-integrations/squid/test-access-extensive.log")).unwrap();
+        let sink = parse_all(&SquidFormat, &sample("elastic-integrations/squid/test-access-extensive.log")).unwrap();
         assert!(sink.records.is_empty());
         assert_eq!(sink.skips.len(), 11);
         assert!(sink.skips.iter().all(|(_, r, _)| *r == SkipReason::Malformed("squid: not 10 fields")));
@@ -306,13 +303,13 @@ mod tests {
 
     #[test]
     fn sniff_detects_own_samples_only() {
-        let text = String::from_utf8(data("elastic-integrations/squid/test-access.log")).unwrap();
+        let text = String::from_utf8(sample("elastic-integrations/squid/test-access.log")).unwrap();
         let lines: Vec<&str> = text.lines().take(20).collect();
         assert_eq!(registry::detect(&lines).map(|f| f.name()), Some("squid"));
-        let text = String::from_utf8(data("elastic-integrations/squid/test-access-extensive.log")).unwrap();
+        let text = String::from_utf8(sample("elastic-integrations/squid/test-access-extensive.log")).unwrap();
         let lines: Vec<&str> = text.lines().take(20).collect();
         assert_eq!(SquidFormat.sniff(&lines), 55);
-        for (path, lines) in crate::ingest::util_a::test_support::other_samples(&["elastic-integrations/squid/"]) {
+        for (path, lines) in crate::ingest::test_support::other_samples(&["elastic-integrations/squid/"]) {
             let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
             assert!(SquidFormat.sniff(&refs) < 50, "{path}");
         }
@@ -331,7 +328,7 @@ mod tests {
                 self.1 += 1;
             }
         }
-        let sample = data("elastic-integrations/squid/test-access.log");
+        let sample = sample("elastic-integrations/squid/test-access.log");
         let mut big = Vec::with_capacity(sample.len() * 2000);
         for _ in 0..2000 {
             big.extend_from_slice(&sample);

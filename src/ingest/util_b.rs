@@ -803,8 +803,6 @@ mod tests {
 mod sniff_tests {
     use crate::ingest::LogFormat;
 
-    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
-
     /// Which of this module group's formats owns a sample file, by path fragment.
     const OWNERS: &[(&str, &str)] = &[
         ("zscaler/", "zscaler"),
@@ -831,28 +829,13 @@ mod sniff_tests {
         .collect()
     }
 
-    fn sample_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let p = entry.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            if p.is_dir() {
-                if !(name.starts_with("v2fly") || name == "ndpi" || name == "catalog") {
-                    sample_files(&p, out);
-                }
-            } else if name != "SOURCES.md" {
-                out.push(p);
-            }
-        }
-    }
-
     #[test]
     fn formats_detect_their_samples_and_only_those() {
-        let mut files = Vec::new();
-        sample_files(std::path::Path::new(DATA), &mut files);
+        let files = crate::ingest::test_support::all_samples();
         assert!(files.len() >= 20, "shared data not found");
         let mut owned_seen = 0;
         for path in files {
-            let bytes = std::fs::read(&path).unwrap();
+            let bytes = crate::ingest::test_support::sample(&path);
             let text = String::from_utf8_lossy(&bytes);
             let lines: Vec<&str> = text
                 .lines()
@@ -860,7 +843,7 @@ mod sniff_tests {
                 .filter(|l| !l.trim().is_empty())
                 .take(10)
                 .collect();
-            let p = path.to_string_lossy();
+            let p = &path;
             let owner = OWNERS.iter().find(|(frag, _)| p.contains(frag)).map(|(_, name)| *name);
             if let Some(name) = owner {
                 owned_seen += 1;

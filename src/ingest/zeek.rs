@@ -460,16 +460,12 @@ impl LineParser for ZeekJsonParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::util_a::test_support::{head, other_samples};
+    use crate::ingest::test_support::{head, other_samples, sample};
     use crate::ingest::{CollectSink, parse_all, registry};
     use proptest::prelude::*;
 
-    fn data(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
-
     fn tsv(path: &str) -> CollectSink {
-        parse_all(&ZeekTsvFormat, &data(path)).unwrap()
+        parse_all(&ZeekTsvFormat, &sample(path)).unwrap()
     }
 
     fn only_bad_ts(sink: &CollectSink, n: usize) {
@@ -535,7 +531,7 @@ mod tests {
     #[test]
     fn current_schema_columns_are_found_when_timestamps_are_real() {
         // The btest http baseline with its masked time replaced: proves column mapping by name.
-        let text = String::from_utf8(data("zeek/btest-baseline/opt.basic_http.log"))
+        let text = String::from_utf8(sample("zeek/btest-baseline/opt.basic_http.log"))
             .unwrap()
             .replace("XXXXXXXXXX.XXXXXX", "1300475168.843894");
         let s = parse_all(&ZeekTsvFormat, text.as_bytes()).unwrap();
@@ -544,7 +540,7 @@ mod tests {
         assert_eq!(r.dest_host.as_deref(), Some("bits.wikimedia.org"));
         assert_eq!(r.url.as_deref(), Some("http://bits.wikimedia.org/skins-1.5/monobook/main.css"));
         assert_eq!(r.dest_ip.as_deref(), Some("208.80.152.118"));
-        let text = String::from_utf8(data(
+        let text = String::from_utf8(sample(
             "zeek/btest-baseline/scripts.base.protocols.ssl.tls13-encrypted-client-hello_ssl.log",
         ))
         .unwrap()
@@ -558,20 +554,20 @@ mod tests {
 
     #[test]
     fn zat_json() {
-        let s = parse_all(&ZeekJsonFormat, &data("zat/json/conn.log")).unwrap();
+        let s = parse_all(&ZeekJsonFormat, &sample("zat/json/conn.log")).unwrap();
         assert_eq!((s.records.len(), s.skips.len()), (50, 0));
         let r = &s.records[0].1;
         assert_eq!(r.ts, 1_575_413_096);
         assert_eq!(r.dest_ip.as_deref(), Some("10.18.20.8"));
         assert_eq!(r.dest_port, Some(88));
         assert_eq!((r.bytes_up, r.bytes_down), (242, 283));
-        let s = parse_all(&ZeekJsonFormat, &data("zat/json/dns.log")).unwrap();
+        let s = parse_all(&ZeekJsonFormat, &sample("zat/json/dns.log")).unwrap();
         assert_eq!((s.records.len(), s.skips.len()), (50, 0));
         assert_eq!(
             s.records[0].1.dest_host.as_deref(),
             Some("_ldap._tcp.default-first-site-name._sites.icemaiden-dc.icemaiden.com")
         );
-        let s = parse_all(&ZeekJsonFormat, &data("zat/json/http.log")).unwrap();
+        let s = parse_all(&ZeekJsonFormat, &sample("zat/json/http.log")).unwrap();
         assert_eq!((s.records.len(), s.skips.len()), (28, 0));
         let r = &s.records[0].1;
         assert_eq!(r.dest_host.as_deref(), Some("mail.aol.com"));
@@ -619,8 +615,8 @@ mod tests {
 
     #[test]
     fn concatenated_logs_switch_schema() {
-        let mut text = data("zat/dns.log");
-        text.extend(data("zat/http.log"));
+        let mut text = sample("zat/dns.log");
+        text.extend(sample("zat/http.log"));
         let s = parse_all(&ZeekTsvFormat, &text).unwrap();
         assert_eq!((s.records.len(), s.skips.len()), (54 + 150, 0));
         assert_eq!(s.records[54].1.url.as_deref(), Some("http://guyspy.com/"));

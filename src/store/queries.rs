@@ -244,6 +244,34 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
     })
 }
 
+/// Which side of an app roll-up a usage query reads.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    User,
+    Device,
+}
+
+impl Side {
+    fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            Side::User => ("app_user", "user_id"),
+            Side::Device => ("app_device", "device_id"),
+        }
+    }
+    fn join(self) -> &'static str {
+        match self {
+            Side::User => "JOIN users o ON o.id = x.user_id",
+            Side::Device => "JOIN devices o ON o.id = x.device_id",
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Side::User => "o.upn",
+            Side::Device => "o.name",
+        }
+    }
+}
+
 fn day_point(r: &Row<'_>) -> rusqlite::Result<DayPoint> {
     Ok(DayPoint { day: Day(r.get(0)?), bytes_up: u(r.get(1)?), bytes_down: u(r.get(2)?), transactions: u(r.get(3)?) })
 }
@@ -408,24 +436,27 @@ impl Store {
         self.collect(&sql, [device.0], edge_row)
     }
 
+    /// One roll-up (`app_user` or `app_device`) read from either end: the apps of one user /
+    /// device, or the users / devices of one app.
+    fn usage(&self, side: Side, by_app: bool, id: i64) -> Result<Vec<UsageRow>> {
+        let (table, col) = side.table_and_column();
+        let (join, name, filter) =
+            if by_app { (side.join(), side.name(), "x.app_id".to_string()) } else { ("", "''", format!("x.{col}")) };
+        let sql = format!(
+            "SELECT a.id, a.name, a.category, a.score, a.tag, x.{col}, {name}, x.bytes_up, x.bytes_down,
+                    x.transactions, x.first_day, x.last_day
+             FROM {table} x JOIN apps a ON a.id = x.app_id {join}
+             WHERE {filter} = ?1 ORDER BY x.bytes_up DESC"
+        );
+        self.collect(&sql, [id], usage_row)
+    }
+
     pub fn apps_of_user(&self, user: UserId) -> Result<Vec<UsageRow>> {
-        self.collect(
-            "SELECT a.id, a.name, a.category, a.score, a.tag, x.user_id, '', x.bytes_up, x.bytes_down, x.transactions,
-                    x.first_day, x.last_day
-             FROM app_user x JOIN apps a ON a.id = x.app_id WHERE x.user_id = ?1 ORDER BY x.bytes_up DESC",
-            [user.0],
-            usage_row,
-        )
+        self.usage(Side::User, false, user.0)
     }
 
     pub fn apps_of_device(&self, device: DeviceId) -> Result<Vec<UsageRow>> {
-        self.collect(
-            "SELECT a.id, a.name, a.category, a.score, a.tag, x.device_id, '', x.bytes_up, x.bytes_down, x.transactions,
-                    x.first_day, x.last_day
-             FROM app_device x JOIN apps a ON a.id = x.app_id WHERE x.device_id = ?1 ORDER BY x.bytes_up DESC",
-            [device.0],
-            usage_row,
-        )
+        self.usage(Side::Device, false, device.0)
     }
 
     /// Cross-filter: apps one user used on one device (from the daily facts).
@@ -441,32 +472,18 @@ impl Store {
     }
 
     pub fn users_of_app(&self, app: AppId) -> Result<Vec<UsageRow>> {
-        self.collect(
-            "SELECT a.id, a.name, a.category, a.score, a.tag, x.user_id, u.upn, x.bytes_up, x.bytes_down,
-                    x.transactions, x.first_day, x.last_day
-             FROM app_user x JOIN apps a ON a.id = x.app_id JOIN users u ON u.id = x.user_id
-             WHERE x.app_id = ?1 ORDER BY x.bytes_up DESC",
-            [app.0],
-            usage_row,
-        )
+        self.usage(Side::User, true, app.0)
     }
 
     pub fn devices_of_app(&self, app: AppId) -> Result<Vec<UsageRow>> {
-        self.collect(
-            "SELECT a.id, a.name, a.category, a.score, a.tag, x.device_id, d.name, x.bytes_up, x.bytes_down,
-                    x.transactions, x.first_day, x.last_day
-             FROM app_device x JOIN apps a ON a.id = x.app_id JOIN devices d ON d.id = x.device_id
-             WHERE x.app_id = ?1 ORDER BY x.bytes_up DESC",
-            [app.0],
-            usage_row,
-        )
+        self.usage(Side::Device, true, app.0)
     }
 
     pub fn domains_of_app(&self, app: AppId) -> Result<Vec<DomainRow>> {
         self.collect(
-            "SELECT dm.name, coalesce(sum(t.bytes_up), 0), coalesce(sum(t.bytes_down), 0), coalesce(sum(t.transactions), 0)
-             FROM domains dm LEFT JOIN traffic_daily t ON t.domain_id = dm.id
-             WHERE dm.app_id = ?1 GROUP BY dm.id ORDER BY 2 DESC, dm.name",
+            "SELECT dm.name, coalesce(t.bytes_up, 0), coalesce(t.bytes_down, 0), coalesce(t.transactions, 0)
+             FROM domains dm LEFT JOIN domain_total t ON t.domain_id = dm.id
+             WHERE dm.app_id = ?1 ORDER BY 2 DESC, dm.name",
             [app.0],
             |r| {
                 Ok(DomainRow {

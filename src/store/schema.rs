@@ -83,6 +83,14 @@ CREATE TABLE traffic_daily(
     PRIMARY KEY(day, domain_id, user_id, device_id)
 ) STRICT, WITHOUT ROWID;
 
+-- Per-domain totals, so an app page lists its domains without scanning the facts.
+CREATE TABLE domain_total(
+    domain_id INTEGER PRIMARY KEY,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    transactions INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE app_day(
     app_id INTEGER NOT NULL,
     day INTEGER NOT NULL,

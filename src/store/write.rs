@@ -202,6 +202,7 @@ impl Store {
     /// `begin` / `commit`.
     pub fn apply_batch(&self, batch: &FactBatch) -> Result<()> {
         let mut app_day: HashMap<(i64, i32), Counters> = HashMap::new();
+        let mut domain_total: HashMap<i64, Counters> = HashMap::new();
         let mut app_user: HashMap<(i64, i64), Span> = HashMap::new();
         let mut app_device: HashMap<(i64, i64), Span> = HashMap::new();
         let mut user_day: HashMap<(i64, i32), Counters> = HashMap::new();
@@ -230,6 +231,7 @@ impl Store {
                     i(c.blocked)
                 ])?;
                 app_day.entry((k.app.0, k.day.0)).or_default().add(c);
+                domain_total.entry(k.domain.0).or_default().add(c);
                 merge_span(&mut app_user, (k.app.0, k.user.0), k.day, c);
                 merge_span(&mut app_device, (k.app.0, k.device.0), k.day, c);
                 user_day.entry((k.user.0, k.day.0)).or_default().add(c);
@@ -244,6 +246,16 @@ impl Store {
             )?;
             for ((a, d), c) in &app_day {
                 st.execute(params![a, d, i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])?;
+            }
+        }
+        {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO domain_total(domain_id, bytes_up, bytes_down, transactions) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
+                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions",
+            )?;
+            for (d, c) in &domain_total {
+                st.execute(params![d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])?;
             }
         }
         for (table, col, map) in [("app_user", "user_id", &app_user), ("app_device", "device_id", &app_device)] {
