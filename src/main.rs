@@ -1,9 +1,13 @@
 //! Command line: the console, the demo organisation, imports and catalog look-ups.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use shadowscope::actions::apply::{self, Actor, AlertFormat, SeverityScope};
+use shadowscope::actions::blocklist::BlocklistFormat;
+use shadowscope::actions::indicators::ScopedProfile;
+use shadowscope::actions::policy::PolicyKind;
 use shadowscope::app::{self, State};
 use shadowscope::catalog::Catalog;
-use shadowscope::domain::Tag;
+use shadowscope::domain::{Severity, Tag};
 use shadowscope::ingest::pipeline::{self, ImportOptions};
 use shadowscope::runtime::Backend;
 use shadowscope::sanitize::display_safe;
@@ -60,8 +64,47 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
-    /// Tag an app: sanctioned, unsanctioned, monitored or none.
-    Tag { app: String, state: String },
+    /// Tag an app: sanctioned, unsanctioned, monitored or none (queues the MDE indicators).
+    Tag {
+        app: String,
+        state: String,
+        /// Scoped profile (device groups) the tag applies to; default all devices.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "cli")]
+        reason: String,
+    },
+    /// Write the unsanctioned apps' domains as a block list for an appliance.
+    Blocklist {
+        /// Output format (`--format list` shows them all).
+        #[arg(long, default_value = "domains")]
+        format: String,
+        /// Write to this file (mode 0600) instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Write alerts for a SIEM: new alerts and repeat triggers since the last export.
+    Alerts {
+        /// json (JSON lines) or cef.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Every policy alert, not only what changed since the last export.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Show or set alert severity: `severity` lists, `severity high`, `severity anomalous-upload low`.
+    Severity { args: Vec<String> },
+    /// Create or replace a scoped profile of device groups (see `info` for the known groups).
+    Profile {
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        exclude: Vec<String>,
+    },
     /// Print the paths shadowscope uses.
     Info,
 }
@@ -116,6 +159,22 @@ fn remove_cache(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes command output to a private file, or stdout.
+fn write_out(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+    match path {
+        Some(p) => shadowscope::runtime::write_private(&p.to_string_lossy(), text.as_bytes())
+            .with_context(|| format!("cannot write {}", p.display())),
+        None => {
+            use std::io::Write;
+            match std::io::stdout().write_all(text.as_bytes()) {
+                // `| head` closing the pipe is not an error worth a message.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => Ok(r?),
+            }
+        }
+    }
+}
+
 fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()> {
     let store = Store::open(db)?;
     let backend = Backend::new(store, Catalog::builtin());
@@ -168,6 +227,7 @@ fn main() -> anyhow::Result<()> {
                 s.genai_app,
                 s.genai_first_day
             );
+            eprintln!("  alerts raised by the built-in policies: {}", s.alerts.new);
             if !no_ui {
                 console(&path, &cli, format!("demo ({})", path.display()))?;
             }
@@ -228,6 +288,10 @@ fn main() -> anyhow::Result<()> {
                 let lines: u64 = reports.iter().map(|r| r.records).sum();
                 eprintln!("{lines} records in {secs:.2}s ({:.0} records/s)", lines as f64 / secs.max(1e-9));
             }
+            if reports.iter().any(|r| r.imported > 0) {
+                let a = apply::evaluate_alerts(&store, None)?;
+                eprintln!("alerts: {} new, {} updated", a.new, a.updated);
+            }
         }
         Some(Command::Formats) => {
             for f in shadowscope::ingest::registry::formats() {
@@ -261,7 +325,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Some(Command::Tag { app, state }) => {
+        Some(Command::Tag { app, state, profile, reason }) => {
             if cli.read_only {
                 anyhow::bail!("--read-only: tagging is disabled");
             }
@@ -271,10 +335,101 @@ fn main() -> anyhow::Result<()> {
             let id = store
                 .app_by_key_or_name(app)?
                 .ok_or_else(|| anyhow::anyhow!("no app named {} in the cache", display_safe(app)))?;
-            let old =
-                store.set_tag(id, tag, None, &store::write::os_user(), "cli", shadowscope::runtime::wall_clock())?;
-            store.refresh_summaries()?;
-            println!("{}: {} → {}", display_safe(app), old.as_str(), tag.as_str());
+            let user = store::write::os_user();
+            let actor = Actor { name: &user, now: shadowscope::runtime::wall_clock() };
+            let o = apply::tag_apps(&store, Catalog::builtin(), &[id], tag, profile.as_deref(), reason, actor)?;
+            for c in &o.changes {
+                println!(
+                    "{}: {} → {} ({} indicator change(s) queued for MDE)",
+                    display_safe(app),
+                    c.old.as_str(),
+                    c.new.as_str(),
+                    c.queued
+                );
+            }
+            if o.alerts.new + o.alerts.updated > 0 {
+                println!("alerts: {} new, {} updated", o.alerts.new, o.alerts.updated);
+            }
+        }
+        Some(Command::Blocklist { format, output }) => {
+            if format == "list" {
+                for f in BlocklistFormat::ALL {
+                    println!("{:<18} {}", f.name(), f.label());
+                }
+                return Ok(());
+            }
+            let f = BlocklistFormat::parse(format).ok_or_else(|| {
+                anyhow::anyhow!("unknown format {}; `--format list` shows them", display_safe(format))
+            })?;
+            let store = Store::open_read_only(&default_db)?;
+            let b = apply::blocklist(&store, Catalog::builtin(), f)?;
+            write_out(output.as_deref(), &b.text)?;
+            eprintln!("{} domain(s) as {}", b.domains, f.label());
+            for r in &b.rejected {
+                eprintln!("  left out {} ({}): {}", r.domain, r.app, r.reason);
+            }
+        }
+        Some(Command::Alerts { format, all, output }) => {
+            let f = AlertFormat::parse(format).ok_or_else(|| anyhow::anyhow!("format must be json or cef"))?;
+            let store = if cli.read_only { Store::open_read_only(&default_db)? } else { Store::open(&default_db)? };
+            // Read-only sessions can print alerts but not move the export mark.
+            let (text, n) = if cli.read_only {
+                apply::render_alerts(&store, f, true, shadowscope::runtime::wall_clock())?
+            } else {
+                apply::export_alerts(&store, f, *all, shadowscope::runtime::wall_clock())?
+            };
+            write_out(output.as_deref(), &text)?;
+            eprintln!("{n} alert record(s)");
+        }
+        Some(Command::Severity { args }) => {
+            let store = Store::open(&default_db)?;
+            match args.as_slice() {
+                [] => {
+                    let s = store.policy_severities()?;
+                    println!("{:<24} {}", "global", s.global.as_str());
+                    for k in PolicyKind::ALL {
+                        let own = if s.per_policy.contains_key(&k) { "" } else { " (follows global)" };
+                        println!("{:<24} {}{own}", k.as_str(), s.for_kind(k).as_str());
+                    }
+                }
+                [level] | [_, level] => {
+                    if cli.read_only {
+                        anyhow::bail!("--read-only: severities are locked");
+                    }
+                    let scope_name = if args.len() == 2 { args[0].as_str() } else { "global" };
+                    let scope = SeverityScope::parse(scope_name)
+                        .ok_or_else(|| anyhow::anyhow!("scope must be global or a policy id (run `severity`)"))?;
+                    let sev = Severity::parse(level)
+                        .ok_or_else(|| anyhow::anyhow!("severity must be informational, low, medium or high"))?;
+                    let user = store::write::os_user();
+                    let actor = Actor { name: &user, now: shadowscope::runtime::wall_clock() };
+                    let o = apply::set_severity(&store, Catalog::builtin(), scope, sev, actor)?;
+                    println!(
+                        "{scope_name}: {} → {} ({} open alert(s) re-labelled, {} indicator update(s) queued)",
+                        o.old.map(Severity::as_str).unwrap_or("default"),
+                        sev.as_str(),
+                        o.relabelled,
+                        o.requeued
+                    );
+                }
+                _ => anyhow::bail!("usage: severity [global|POLICY] LEVEL"),
+            }
+        }
+        Some(Command::Profile { name, include, exclude }) => {
+            if cli.read_only {
+                anyhow::bail!("--read-only: profiles are locked");
+            }
+            let store = Store::open(&default_db)?;
+            let known = store.device_groups()?;
+            for g in include.iter().chain(exclude) {
+                if !known.iter().any(|k| k == g) {
+                    eprintln!("note: no device in the cache is in group {}", display_safe(g));
+                }
+            }
+            let p =
+                ScopedProfile { name: name.clone(), include_groups: include.clone(), exclude_groups: exclude.clone() };
+            store.save_profile(&p, &store::write::os_user(), shadowscope::runtime::wall_clock())?;
+            println!("profile {} saved", display_safe(name));
         }
         Some(Command::Info) => {
             println!("cache:   {}", default_db.display());

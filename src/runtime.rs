@@ -1,10 +1,17 @@
 //! Runs effects against the cache and reports back as messages. The only place (with `main`)
 //! where the console touches SQLite, files and the clock.
-use crate::app::views::{self, AppDetailRows, DashboardRows, DeviceDetailRows, UserDetailRows};
-use crate::app::{Effect, EntityKind, Msg, Route, ViewData};
+use crate::actions::apply::{self, Actor, AlertRun};
+use crate::actions::blocklist::BlocklistFormat;
+use crate::actions::indicators::ScopedProfile;
+use crate::actions::policy::PolicyKind;
+use crate::app::views::{
+    self, AppDetailRows, DashboardRows, DeviceDetailRows, SettingsRows, SeveritySetting, UserDetailRows,
+};
+use crate::app::{Effect, EntityKind, Msg, Route, TagPreview, ViewData};
 use crate::catalog::Catalog;
-use crate::domain::{AppId, Period, Tag};
+use crate::domain::{AlertId, AppId, Period, Severity, Tag};
 use crate::sanitize::{csv_safe, display_safe};
+use crate::store::governance::AlertStatus;
 use crate::store::write::os_user;
 use crate::store::{Store, StoreError};
 
@@ -33,13 +40,24 @@ impl Backend {
                 Ok(data) => vec![Msg::Loaded { req, data: Box::new(data) }],
                 Err(e) => vec![Msg::LoadFailed { req, error: e.to_string() }],
             },
-            Effect::SetTag { apps, tag } => vec![self.tag(&apps, tag)],
-            Effect::TagByName { needle, tag } => match self.store.app_by_key_or_name(&needle) {
-                Ok(Some(id)) => vec![self.tag(&[id], tag)],
+            Effect::SetTag { apps, tag, profile } => vec![self.tag(&apps, tag, profile.as_deref())],
+            Effect::TagByName { needle, tag, profile } => match self.store.app_by_key_or_name(&needle) {
+                Ok(Some(id)) => vec![self.tag(&[id], tag, profile.as_deref())],
                 Ok(None) => vec![Msg::Failed { error: format!("No app named {}", display_safe(&needle)) }],
                 Err(e) => vec![Msg::Failed { error: e.to_string() }],
             },
-            Effect::Undo => vec![self.undo()],
+            Effect::PreviewTag { apps, profile } => vec![self.preview(apps, profile)],
+            Effect::Undo { entry } => vec![self.undo(entry)],
+            Effect::SetSeverity { scope, severity } => vec![self.severity(&scope, severity)],
+            Effect::SetAlertStatus { id, status } => vec![self.alert_status(id, &status)],
+            Effect::ExportBlocklist { format, path } => vec![self.export_blocklist(&format, &path)],
+            Effect::SaveProfile { name, include, exclude } => {
+                let p = ScopedProfile { name, include_groups: include, exclude_groups: exclude };
+                vec![match self.store.save_profile(&p, &self.actor, (self.now)()) {
+                    Ok(()) => Msg::Done { text: format!("Saved scoped profile {}", display_safe(&p.name)) },
+                    Err(e) => Msg::Failed { error: e.to_string() },
+                }]
+            }
             Effect::Resolve { kind, needle } => vec![self.resolve(kind, &needle)],
             Effect::Export { path, csv, table } => vec![match export(&path, csv, &table) {
                 Ok(n) => Msg::Done { text: format!("Exported {n} rows to {}", display_safe(&path)) },
@@ -63,47 +81,140 @@ impl Backend {
         }
     }
 
-    fn tag(&mut self, apps: &[AppId], tag: Tag) -> Msg {
-        let now = (self.now)();
-        let mut changed = 0;
-        for app in apps {
-            match self.store.set_tag(*app, tag, None, &self.actor, "console", now) {
-                Ok(old) if old != tag => changed += 1,
-                Ok(_) => {}
-                Err(e) => return Msg::Failed { error: e.to_string() },
-            }
-        }
-        if let Err(e) = self.store.refresh_summaries() {
-            return Msg::Failed { error: e.to_string() };
-        }
-        Msg::Done { text: format!("Tagged {changed} app(s) {} (z undoes)", tag.as_str()) }
+    fn actor(&self) -> Actor<'_> {
+        Actor { name: &self.actor, now: (self.now)() }
     }
 
-    fn undo(&mut self) -> Msg {
+    fn tag(&mut self, apps: &[AppId], tag: Tag, profile: Option<&str>) -> Msg {
+        match apply::tag_apps(&self.store, self.catalog, apps, tag, profile, "console", self.actor()) {
+            Ok(o) => Msg::Done {
+                text: format!(
+                    "Tagged {} app(s) {}: {} indicator change(s) queued for MDE{} (z undoes)",
+                    o.changed(),
+                    tag.as_str(),
+                    o.queued(),
+                    alert_note(&o.alerts)
+                ),
+            },
+            Err(e) => Msg::Failed { error: e.to_string() },
+        }
+    }
+
+    fn preview(&self, apps: Vec<AppId>, profile: Option<String>) -> Msg {
+        let r = (|| -> Result<TagPreview, StoreError> {
+            let p = apply::preview_tag(&self.store, self.catalog, &apps, profile.as_deref())?;
+            let profiles = self.store.profiles()?.into_iter().map(|p| p.name).collect();
+            Ok(TagPreview { domains: p.domains, scope: p.scope, profiles })
+        })();
+        match r {
+            Ok(preview) => Msg::TagPreview { apps, profile, preview },
+            Err(e) => Msg::Failed { error: e.to_string() },
+        }
+    }
+
+    /// Undoes one audit entry (a tag, a severity, an alert status), or the analyst's last tag.
+    fn undo(&mut self, entry: Option<i64>) -> Msg {
         let r: Result<Msg, StoreError> = (|| {
-            let last = self
-                .store
-                .audit_entries(None, 200)?
-                .into_iter()
-                .find(|e| e.action == "tag" && e.actor == self.actor && e.undone_by.is_none());
-            let Some(entry) = last else {
+            let recent = self.store.audit_entries(None, 500)?;
+            let found = match entry {
+                Some(id) => recent.into_iter().find(|e| e.id == id),
+                None => {
+                    recent.into_iter().find(|e| e.action == "tag" && e.actor == self.actor && e.undone_by.is_none())
+                }
+            };
+            let Some(entry) = found else {
                 return Ok(Msg::Failed { error: "Nothing of yours to undo.".into() });
             };
-            let app_id = serde_json::from_str::<serde_json::Value>(&entry.detail)
-                .ok()
-                .and_then(|v| v.get("app_id").and_then(|x| x.as_i64()))
-                .map(AppId);
-            let (Some(app), Some(old)) = (app_id, Tag::parse(&entry.old_value)) else {
-                return Ok(Msg::Failed { error: "The last change cannot be undone.".into() });
-            };
-            self.store.set_tag(app, old, None, &self.actor, "undo", (self.now)())?;
-            if let Some(new) = self.store.audit_entries(Some(&entry.target), 1)?.first() {
+            if entry.undone_by.is_some() {
+                return Ok(Msg::Failed { error: "That change was already undone.".into() });
+            }
+            let detail = serde_json::from_str::<serde_json::Value>(&entry.detail).unwrap_or_default();
+            let id_in = |k: &str| detail.get(k).and_then(|x| x.as_i64());
+            let actor = self.actor();
+            match entry.action.as_str() {
+                "tag" => {
+                    let (Some(app), Some(old)) = (id_in("app_id").map(AppId), Tag::parse(&entry.old_value)) else {
+                        return Ok(Msg::Failed { error: "This change cannot be undone.".into() });
+                    };
+                    let profile = detail.get("old_profile").and_then(|p| p.as_str()).map(str::to_owned);
+                    apply::tag_apps(&self.store, self.catalog, &[app], old, profile.as_deref(), "undo", actor)?;
+                }
+                "severity" => {
+                    let (Some(scope), Some(old)) = (
+                        apply::SeverityScope::parse(entry.target.trim_start_matches("severity.")),
+                        Severity::parse(&entry.old_value),
+                    ) else {
+                        return Ok(Msg::Failed { error: "This severity had no earlier value to return to.".into() });
+                    };
+                    apply::set_severity(&self.store, self.catalog, scope, old, actor)?;
+                }
+                "alert" => {
+                    let (Some(id), Some(old)) = (id_in("alert_id"), AlertStatus::parse(&entry.old_value)) else {
+                        return Ok(Msg::Failed { error: "This change cannot be undone.".into() });
+                    };
+                    apply::set_alert_status(&self.store, AlertId(id), old, actor)?;
+                }
+                _ => return Ok(Msg::Failed { error: format!("A {} entry cannot be undone.", entry.action) }),
+            }
+            if let Some(new) = self.store.audit_entries(None, 1)?.first() {
                 self.store.mark_undone(entry.id, new.id)?;
             }
-            self.store.refresh_summaries()?;
-            Ok(Msg::Done { text: format!("Undone: {} is {} again", display_safe(&entry.target), old.as_str()) })
+            Ok(Msg::Done {
+                text: format!("Undone: {} is {} again", display_safe(&entry.target), display_safe(&entry.old_value)),
+            })
         })();
         r.unwrap_or_else(|e| Msg::Failed { error: e.to_string() })
+    }
+
+    fn severity(&mut self, scope: &str, severity: Severity) -> Msg {
+        let Some(s) = apply::SeverityScope::parse(scope) else {
+            let ids: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.as_str()).collect();
+            return Msg::Failed { error: format!("Unknown severity scope: use global or one of {}", ids.join(", ")) };
+        };
+        match apply::set_severity(&self.store, self.catalog, s, severity, self.actor()) {
+            Ok(o) => Msg::Done {
+                text: format!(
+                    "Severity {scope}: {} → {} ({} open alert(s) re-labelled, {} indicator update(s) queued)",
+                    o.old.map(Severity::as_str).unwrap_or("default"),
+                    severity.as_str(),
+                    o.relabelled,
+                    o.requeued
+                ),
+            },
+            Err(e) => Msg::Failed { error: e.to_string() },
+        }
+    }
+
+    fn alert_status(&mut self, id: AlertId, status: &str) -> Msg {
+        let Some(s) = AlertStatus::parse(status) else {
+            return Msg::Failed { error: format!("Unknown alert status {}", display_safe(status)) };
+        };
+        match apply::set_alert_status(&self.store, id, s, self.actor()) {
+            Ok(old) => Msg::Done { text: format!("Alert {}: {} → {} (z undoes)", id.0, old.as_str(), s.as_str()) },
+            Err(e) => Msg::Failed { error: e.to_string() },
+        }
+    }
+
+    fn export_blocklist(&self, format: &str, path: &str) -> Msg {
+        let Some(f) = BlocklistFormat::parse(format) else {
+            let names: Vec<&str> = BlocklistFormat::ALL.iter().map(|f| f.name()).collect();
+            return Msg::Failed { error: format!("Unknown block-list format: use one of {}", names.join(", ")) };
+        };
+        let r = apply::blocklist(&self.store, self.catalog, f)
+            .map_err(|e| e.to_string())
+            .and_then(|b| write_private(path, b.text.as_bytes()).map(|()| b).map_err(|e| e.to_string()));
+        match r {
+            Ok(b) => Msg::Done {
+                text: format!(
+                    "Wrote {} domain(s) as {} to {} ({} left out)",
+                    b.domains,
+                    f.label(),
+                    display_safe(path),
+                    b.rejected.len()
+                ),
+            },
+            Err(e) => Msg::Failed { error: format!("Block list to {} failed: {e}", display_safe(path)) },
+        }
     }
 
     fn import(&mut self, path: &str) -> Msg {
@@ -112,8 +223,15 @@ impl Backend {
             Ok(reports) => {
                 let imported: u64 = reports.iter().map(|r| r.imported).sum();
                 let skipped: u64 = reports.iter().map(|r| r.skipped_total()).sum();
+                let alerts = match apply::evaluate_alerts(&self.store, None) {
+                    Ok(a) => alert_note(&a),
+                    Err(e) => format!("; alert policies failed: {e}"),
+                };
                 Msg::Done {
-                    text: format!("Imported {imported} records ({skipped} skipped) from {}", display_safe(path)),
+                    text: format!(
+                        "Imported {imported} records ({skipped} skipped) from {}{alerts}",
+                        display_safe(path)
+                    ),
                 }
             }
             Err(e) => Msg::Failed { error: format!("Import failed: {e}") },
@@ -135,6 +253,27 @@ impl Backend {
             Route::Devices => views::list_view("Devices", views::devices_table(&s.devices()?)),
             Route::Alerts => views::list_view("Alerts", views::alerts_table(&s.alerts()?)),
             Route::Audit => views::list_view("Audit", views::audit_table(&s.audit_entries(None, 5000)?)),
+            Route::Settings => {
+                let sev = s.policy_severities()?;
+                let mut severities = vec![SeveritySetting {
+                    scope: "global".into(),
+                    label: "Global (alerts and MDE indicators)".into(),
+                    severity: sev.global,
+                    inherited: false,
+                }];
+                severities.extend(PolicyKind::ALL.iter().map(|k| SeveritySetting {
+                    scope: k.as_str().into(),
+                    label: k.title().into(),
+                    severity: sev.for_kind(*k),
+                    inherited: !sev.per_policy.contains_key(k),
+                }));
+                views::settings(SettingsRows {
+                    severities: &severities,
+                    profiles: &s.profiles()?,
+                    groups: &s.device_groups()?,
+                    outbox: s.outbox_totals()?,
+                })
+            }
             Route::User(id) => {
                 let user = s.user(id)?.ok_or_else(|| StoreError::Invalid(format!("user {id} is not in the cache")))?;
                 views::user_detail(UserDetailRows {
@@ -171,6 +310,9 @@ impl Backend {
                     devices: &s.devices_of_app(id)?,
                     trend: &s.app_trend(id)?,
                     history: &s.audit_entries(Some(&app.key), 100)?,
+                    alerts: &s.alerts_of_app(id)?,
+                    tag_profile: s.app_tag_profile(id)?.as_deref(),
+                    outbox: &s.outbox_of_app(id)?,
                 })
             }
             Route::UserOnDevice(u, d) => {
@@ -181,6 +323,20 @@ impl Backend {
             }
         })
     }
+}
+
+fn alert_note(a: &AlertRun) -> String {
+    if a.new + a.updated == 0 { String::new() } else { format!("; alerts: {} new, {} updated", a.new, a.updated) }
+}
+
+/// Creates (or truncates) a file readable by its owner only: block lists and exports name the
+/// organisation's sensitive choices.
+pub fn write_private(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    std::io::Write::write_all(&mut o.open(path)?, bytes)
 }
 
 /// Writes the visible rows of a table as CSV (formula-safe) or JSON.

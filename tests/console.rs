@@ -7,7 +7,7 @@ use shadowscope::app::keymap::Key;
 use shadowscope::app::{self, Effect, Mode, Msg, Route, State};
 use shadowscope::catalog::Catalog;
 use shadowscope::demo::{DemoOptions, DemoSummary, generate};
-use shadowscope::domain::Tag;
+use shadowscope::domain::{Severity, Tag};
 use shadowscope::runtime::Backend;
 use shadowscope::store::Store;
 
@@ -238,9 +238,59 @@ fn snapshots_of_every_view() {
         snapshot(&format!("devices_{w}x{hgt}"), &h);
         h.key(Key::ch('1'));
         snapshot(&format!("dashboard_{w}x{hgt}"), &h);
+        h.key(Key::ch('5'));
+        snapshot(&format!("alerts_{w}x{hgt}"), &h);
+        h.key(Key::ch('7'));
+        snapshot(&format!("settings_{w}x{hgt}"), &h);
         h.key(Key::ch('6'));
         snapshot(&format!("audit_{w}x{hgt}"), &h);
         h.key(Key::ch('?'));
         snapshot(&format!("help_{w}x{hgt}"), &h);
     }
+}
+
+#[test]
+fn severity_alerts_and_scoped_tags_from_the_keyboard() {
+    let mut h = Harness::new(140, 40);
+    // Settings: the fourth severity row is the anomalous-upload policy; + raises it.
+    h.key(Key::ch('7'));
+    assert_eq!(h.state.current().route, Route::Settings);
+    h.keys("jjj");
+    assert!(h.selected_key().contains("anomalous-upload"), "{}", h.selected_key());
+    h.key(Key::ch('+'));
+    assert!(h.screen().contains("1 open alert(s) re-labelled"), "{}", h.screen());
+    let sev = h.backend.store.policy_severities().unwrap();
+    assert_eq!(sev.for_kind(shadowscope::actions::policy::PolicyKind::AnomalousUpload), Severity::High);
+    assert_eq!(sev.global, Severity::Medium);
+
+    // Alerts: r resolves the selected alert; on the audit log, z undoes exactly that entry.
+    h.key(Key::ch('5'));
+    let open_before = h.backend.store.open_policy_alerts().unwrap().len();
+    h.key(Key::ch('r'));
+    assert_eq!(h.backend.store.open_policy_alerts().unwrap().len(), open_before - 1);
+    h.key(Key::ch('6'));
+    assert!(h.selected_key().contains("alert"), "{}", h.selected_key());
+    h.key(Key::ch('z'));
+    assert_eq!(h.backend.store.open_policy_alerts().unwrap().len(), open_before);
+
+    // A scoped profile from the command line, then a tag that uses it: the confirmation shows
+    // what will be blocked and where, and p switches the profile.
+    h.key(Key::ch(':'));
+    h.keys("profile no-kiosks exclude Kiosks");
+    h.key(Key::plain(KeyCode::Enter));
+    h.key(Key::ch('2'));
+    h.key(Key::ch('/'));
+    h.keys(&h.summary.genai_app.to_lowercase());
+    h.key(Key::plain(KeyCode::Enter));
+    h.key(Key::ch('u'));
+    assert!(h.screen().contains("domain(s) on all devices"), "{}", h.screen());
+    h.key(Key::ch('p'));
+    let screen = h.screen();
+    assert!(screen.contains("Scoped profile: no-kiosks") && !screen.contains("on all devices"), "{screen}");
+    assert!(screen.contains("device groups") && !screen.contains("Kiosks,"), "{screen}");
+    h.key(Key::ch('y'));
+    let id = h.backend.store.app_by_key_or_name(&h.summary.genai_app).unwrap().unwrap();
+    assert_eq!(h.backend.store.app_tag(id).unwrap(), Tag::Unsanctioned);
+    assert_eq!(h.backend.store.app_tag_profile(id).unwrap().as_deref(), Some("no-kiosks"));
+    assert!(h.screen().contains("indicator change(s) queued"), "{}", h.screen());
 }

@@ -3,6 +3,7 @@
 //! SQLite, no clock (days and timestamps are passed in), so the lead can wire it to the cache
 //! and the console and every rule is testable on plain data.
 pub mod alert_export;
+pub mod apply;
 pub mod blocklist;
 pub mod indicators;
 pub mod policy;

@@ -62,6 +62,8 @@ pub struct PolicyApp {
     pub category: String,
     pub risk: RiskScore,
     pub tag: Tag,
+    /// Day the current tag was set; use before it broke no rule. None = always had it.
+    pub tag_since: Option<Day>,
     pub first_seen: Day,
     pub is_generative_ai: bool,
 }
@@ -130,6 +132,8 @@ pub struct PolicyInput {
     pub users: Vec<PolicyUser>,
     pub severities: PolicySeverities,
     pub settings: PolicySettings,
+    /// Names for the devices in `usage`, so descriptions read "from LAPTOP-7" not "device 7".
+    pub device_names: HashMap<DeviceId, String>,
 }
 
 /// (policy, user, app): one open alert per key. App-level policies have no user.
@@ -248,35 +252,43 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Days of a pair's use that broke the Unsanctioned tag: those on or after it was set.
+    fn days_unsanctioned(app: &PolicyApp, usage: &PairUsage) -> Vec<Day> {
+        if app.tag != Tag::Unsanctioned {
+            return Vec::new();
+        }
+        usage.days.iter().copied().filter(|d| app.tag_since.is_none_or(|s| *d >= s)).collect()
+    }
+
     fn unsanctioned_used(&self, out: &mut Vec<AlertCandidate>) {
         for ((user, app_id), usage) in &self.pairs {
             let Some(app) = self.apps.get(app_id) else {
                 continue;
             };
-            if app.tag != Tag::Unsanctioned {
+            let days = Self::days_unsanctioned(app, usage);
+            if days.is_empty() {
                 continue;
             }
             let devices: Vec<DeviceId> = usage.devices.iter().copied().collect();
             let device_text = if devices.is_empty() {
                 "no known device".to_owned()
             } else {
-                let ids: Vec<String> = devices.iter().map(ToString::to_string).collect();
-                format!("device(s) {}", ids.join(", "))
+                let names: Vec<String> = devices
+                    .iter()
+                    .map(|d| match self.input.device_names.get(d) {
+                        Some(n) => display_safe_truncated(n, 40),
+                        None => format!("device #{d}"),
+                    })
+                    .collect();
+                names.join(", ")
             };
             let description = format!(
                 "{} used unsanctioned app {} on {} day(s) from {device_text}.",
                 self.upn(*user),
                 display_safe_truncated(&app.name, 80),
-                usage.days.len()
+                days.len()
             );
-            out.push(self.candidate(
-                PolicyKind::UnsanctionedAppUsed,
-                Some(*user),
-                app,
-                description,
-                devices,
-                usage.days.iter().copied().collect(),
-            ));
+            out.push(self.candidate(PolicyKind::UnsanctionedAppUsed, Some(*user), app, description, devices, days));
         }
     }
 
@@ -397,7 +409,7 @@ impl<'a> Ctx<'a> {
             if u.identity_risk != IdentityRisk::High || app.tag == Tag::Sanctioned {
                 continue;
             }
-            let why = if app.tag == Tag::Unsanctioned {
+            let why = if !Self::days_unsanctioned(app, usage).is_empty() {
                 "unsanctioned".to_owned()
             } else if self.is_high_risk(app) {
                 format!("high-risk (score {}/10)", app.risk)
@@ -522,6 +534,7 @@ mod tests {
             category: if gen_ai { "Generative AI" } else { "Cloud storage" }.into(),
             risk: RiskScore(risk),
             tag,
+            tag_since: None,
             first_seen: Day(first_seen),
             is_generative_ai: gen_ai,
         }
@@ -551,6 +564,7 @@ mod tests {
                 per_policy: HashMap::from([(PolicyKind::AnomalousUpload, Severity::High)]),
             },
             settings: PolicySettings::default(),
+            device_names: HashMap::new(),
         }
     }
 
@@ -560,7 +574,7 @@ mod tests {
 
     #[test]
     fn unsanctioned_app_used_names_user_and_devices() {
-        let i = input(
+        let mut i = input(
             vec![app(1, "MEGA", 5.0, Tag::Unsanctioned, 100, false), app(2, "Box", 9.0, Tag::None, 100, false)],
             vec![
                 fact(7, 1, 20_000, 10, &[3, 0, 4]),
@@ -570,13 +584,14 @@ mod tests {
             ],
             vec![user(7, "alice@contoso.com", IdentityRisk::None)],
         );
+        i.device_names.insert(DeviceId(3), "LAPTOP-3".into());
         let c = of(PolicyKind::UnsanctionedAppUsed, &evaluate(&i, NOW));
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].key.to_string(), "unsanctioned-app-used:7:1");
         assert_eq!(c[0].devices, vec![DeviceId(3), DeviceId(4)]);
         assert_eq!(c[0].trigger_days, vec![Day(19_999), Day(20_000)]);
         assert_eq!(c[0].upn.as_deref(), Some("alice@contoso.com"));
-        assert!(c[0].description.contains("device(s) 3, 4"));
+        assert!(c[0].description.contains("from LAPTOP-3, device #4"), "{}", c[0].description);
         assert_eq!(c[0].severity, Severity::Medium);
     }
 
@@ -719,13 +734,37 @@ mod tests {
                 count: 2,
                 last_seen: NOW,
                 severity: Severity::Medium,
-                description: "user #1 used unsanctioned app MEGA on 2 day(s) from device(s) 1, 2.".into(),
+                description: "user #1 used unsanctioned app MEGA on 2 day(s) from device #1, device #2.".into(),
                 devices: vec![DeviceId(1), DeviceId(2)],
             }]
         );
         // A different key is new even with an open alert around.
         let other = DedupKey { policy: PolicyKind::NewHighRiskApp, user: None, app: AppId(1) };
         assert_ne!(other, open.key);
+    }
+
+    #[test]
+    fn use_before_the_unsanctioned_tag_raises_nothing() {
+        let mut mega = app(1, "MEGA", 5.0, Tag::Unsanctioned, 100, false);
+        mega.tag_since = Some(Day(20_000));
+        let i = input(
+            vec![mega],
+            vec![fact(7, 1, 19_998, 10, &[3]), fact(7, 1, 19_999, 10, &[3]), fact(8, 1, 19_999, 10, &[3])],
+            vec![user(7, "alice@contoso.com", IdentityRisk::High)],
+        );
+        assert!(evaluate(&i, NOW).is_empty(), "{:?}", evaluate(&i, NOW));
+        let mut i = i;
+        i.usage.push(fact(7, 1, 20_000, 10, &[3]));
+        let c = evaluate(&i, NOW);
+        let kinds: Vec<(PolicyKind, Vec<Day>)> = c.iter().map(|c| (c.key.policy, c.trigger_days.clone())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (PolicyKind::UnsanctionedAppUsed, vec![Day(20_000)]),
+                // The risky-user policy sees the whole window once the rule is broken.
+                (PolicyKind::RiskyUserRiskyApp, vec![Day(19_998), Day(19_999), Day(20_000)]),
+            ]
+        );
     }
 
     #[test]

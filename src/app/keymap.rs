@@ -64,6 +64,11 @@ pub enum Action {
     GoDevices,
     GoAlerts,
     GoAudit,
+    GoSettings,
+    Resolve,
+    Dismiss,
+    SeverityUp,
+    SeverityDown,
 }
 
 pub struct Binding {
@@ -104,7 +109,13 @@ pub const BINDINGS: &[Binding] = &[
     b(Action::Forward, &[Key::ch(']')], "]", "forward again after going back", false),
     b(Action::History, &[Key::ch('H')], "H", "pivot history: jump to any earlier step", false),
     b(Action::Filter, &[Key::ch('/')], "/", "fuzzy-filter the table (Enter keeps, Esc clears)", true),
-    b(Action::Command, &[Key::ch(':')], ":", "command line (:user :app :device :period :tag :export :import :q)", true),
+    b(
+        Action::Command,
+        &[Key::ch(':')],
+        ":",
+        "command line (:user :app :device :period :tag :severity :profile :export :import :q)",
+        true,
+    ),
     b(Action::Help, &[Key::ch('?')], "?", "this help", true),
     b(Action::Up, &[Key::ch('k'), Key::plain(KeyCode::Up)], "k/↑", "move up", false),
     b(Action::Down, &[Key::ch('j'), Key::plain(KeyCode::Down)], "j/↓", "move down", false),
@@ -121,7 +132,11 @@ pub const BINDINGS: &[Binding] = &[
     b(Action::TagUnsanctioned, &[Key::ch('u')], "u", "tag app(s) Unsanctioned (blocked)", true),
     b(Action::TagMonitored, &[Key::ch('m')], "m", "tag app(s) Monitored (warn)", true),
     b(Action::TagClear, &[Key::ch('x')], "x", "clear the app tag", false),
-    b(Action::Undo, &[Key::ch('z')], "z", "undo the last tag change", false),
+    b(Action::Undo, &[Key::ch('z')], "z", "undo the last tag change (on the audit log: the selected entry)", false),
+    b(Action::Resolve, &[Key::ch('r')], "r", "resolve the selected alert", false),
+    b(Action::Dismiss, &[Key::ch('d')], "d", "dismiss the selected alert", false),
+    b(Action::SeverityUp, &[Key::ch('+'), Key::ch('=')], "+", "raise the selected severity (Settings)", false),
+    b(Action::SeverityDown, &[Key::ch('-')], "-", "lower the selected severity (Settings)", false),
     b(Action::Period, &[Key::ch('p')], "p", "cycle period 24h / 7d / 30d / 90d / all", true),
     b(Action::CrossFilter, &[Key::ch('c')], "c", "on a user's device: apps of this user on this device", false),
     b(Action::Copy, &[Key::ch('y')], "y", "copy the selected name (OSC 52 over SSH)", false),
@@ -133,6 +148,7 @@ pub const BINDINGS: &[Binding] = &[
     b(Action::GoDevices, &[Key::ch('4')], "4", "devices", false),
     b(Action::GoAlerts, &[Key::ch('5')], "5", "alerts", false),
     b(Action::GoAudit, &[Key::ch('6')], "6", "audit log", false),
+    b(Action::GoSettings, &[Key::ch('7')], "7", "settings: alert severity, scoped profiles, outbox", false),
     b(Action::Quit, &[Key::ch('q'), Key::ctrl('c')], "q", "quit", true),
 ];
 

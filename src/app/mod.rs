@@ -5,7 +5,7 @@ pub mod table;
 pub mod update;
 pub mod views;
 
-use crate::domain::{AppId, DeviceId, Period, Tag, UserId};
+use crate::domain::{AlertId, AppId, DeviceId, Period, Severity, Tag, UserId};
 use table::TableView;
 
 pub use update::update;
@@ -19,6 +19,8 @@ pub enum Route {
     Devices,
     Alerts,
     Audit,
+    /// Alert severities, scoped profiles and the indicator outbox.
+    Settings,
     User(UserId),
     Device(DeviceId),
     App(AppId),
@@ -28,7 +30,16 @@ pub enum Route {
 
 impl Route {
     pub fn is_list(self) -> bool {
-        matches!(self, Route::Dashboard | Route::Apps | Route::Users | Route::Devices | Route::Alerts | Route::Audit)
+        matches!(
+            self,
+            Route::Dashboard
+                | Route::Apps
+                | Route::Users
+                | Route::Devices
+                | Route::Alerts
+                | Route::Audit
+                | Route::Settings
+        )
     }
 }
 
@@ -103,7 +114,36 @@ pub enum Mode {
 /// A mutating action that needs the analyst's confirmation first.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pending {
-    Tag { apps: Vec<(AppId, String)>, tag: Tag, users_affected: u64 },
+    Tag {
+        apps: Vec<(AppId, String)>,
+        tag: Tag,
+        users_affected: u64,
+        /// Scoped profile the tag applies to (None = all devices).
+        profile: Option<String>,
+        /// What the tag would enforce; None until the runtime has answered.
+        preview: Option<TagPreview>,
+    },
+}
+
+/// What a tag would block and for whom, shown in the confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TagPreview {
+    pub domains: usize,
+    pub scope: String,
+    /// Every scoped profile, for `p` to cycle through.
+    pub profiles: Vec<String>,
+}
+
+/// What a row stands for when an action applies to it rather than a pivot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Alert(AlertId),
+    Audit(i64),
+    /// A severity setting: `global` or a policy id, and its current value.
+    Severity {
+        scope: String,
+        current: Severity,
+    },
 }
 
 /// Everything the runtime can be asked to do.
@@ -117,8 +157,34 @@ pub enum Effect {
     SetTag {
         apps: Vec<AppId>,
         tag: Tag,
+        profile: Option<String>,
     },
-    Undo,
+    /// Work out what a tag would enforce (answers `Msg::TagPreview`).
+    PreviewTag {
+        apps: Vec<AppId>,
+        profile: Option<String>,
+    },
+    /// Undo one audit entry, or (None) the analyst's last tag change.
+    Undo {
+        entry: Option<i64>,
+    },
+    SetSeverity {
+        scope: String,
+        severity: Severity,
+    },
+    SetAlertStatus {
+        id: AlertId,
+        status: String,
+    },
+    ExportBlocklist {
+        format: String,
+        path: String,
+    },
+    SaveProfile {
+        name: String,
+        include: Vec<String>,
+        exclude: Vec<String>,
+    },
     Export {
         path: String,
         csv: bool,
@@ -136,6 +202,7 @@ pub enum Effect {
     TagByName {
         needle: String,
         tag: Tag,
+        profile: Option<String>,
     },
     Copy(String),
     SetMouse(bool),
@@ -181,6 +248,11 @@ pub enum Msg {
     },
     /// Entities resolved for `:user x` / `:app x` / `:device x`.
     Open(Route),
+    TagPreview {
+        apps: Vec<AppId>,
+        profile: Option<String>,
+        preview: TagPreview,
+    },
     Click {
         column: u16,
         row: u16,

@@ -99,6 +99,8 @@ pub struct Row {
     pub target: Option<Route>,
     /// The text the fuzzy filter matches against.
     pub key: String,
+    /// What row actions (resolve, severity, undo) apply to.
+    pub item: Option<super::Item>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -257,6 +259,7 @@ mod tests {
                 cells: vec![Cell::Text(n.to_string()), Cell::Bytes((i as u64 + 1) * 1000)],
                 target: None,
                 key: n.to_string(),
+                item: None,
             })
             .collect();
         TableView::new(Table {

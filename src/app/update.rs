@@ -1,8 +1,8 @@
 //! The reducer: (state, message) → new state + effects. Pure: no I/O, no clock.
 use super::keymap::{Action, Key, action_for};
 use super::table::{Cell, TableView};
-use super::{Effect, EntityKind, Entry, Mode, Msg, Pending, Route, Session, State, Status, ViewData};
-use crate::domain::{AppId, Period, Tag};
+use super::{Effect, EntityKind, Entry, Item, Mode, Msg, Pending, Route, Session, State, Status, ViewData};
+use crate::domain::{AppId, Period, Severity, Tag};
 use crossterm::event::KeyCode;
 
 pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
@@ -41,6 +41,15 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Open(route) => push(state, route),
+        Msg::TagPreview { apps, profile, preview } => {
+            if let Mode::Confirm(Pending::Tag { apps: a, profile: p, preview: slot, .. }) = &mut state.mode
+                && a.iter().map(|(id, _)| *id).eq(apps.iter().copied())
+                && *p == profile
+            {
+                *slot = Some(preview);
+            }
+            Vec::new()
+        }
         Msg::Scroll(n) => {
             if let Some(t) = state.current_mut().focused_mut() {
                 t.move_by(isize::from(n) * 3);
@@ -153,10 +162,27 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                 state.mode = Mode::Normal;
                 match p {
-                    Pending::Tag { apps, tag, .. } => {
-                        vec![Effect::SetTag { apps: apps.into_iter().map(|(id, _)| id).collect(), tag }]
+                    Pending::Tag { apps, tag, profile, .. } => {
+                        vec![Effect::SetTag { apps: apps.into_iter().map(|(id, _)| id).collect(), tag, profile }]
                     }
                 }
+            }
+            KeyCode::Char('p') | KeyCode::Char('P') => {
+                let Pending::Tag { apps, tag, users_affected, profile, preview } = p;
+                let profiles = preview.as_ref().map(|v| v.profiles.clone()).unwrap_or_default();
+                if profiles.is_empty() {
+                    set_status(state, "No scoped profiles yet: :profile NAME include|exclude GROUP,…".into(), true);
+                    return Vec::new();
+                }
+                // None → first profile → … → last → None (all devices).
+                let next = match profile.as_ref().and_then(|p| profiles.iter().position(|x| x == p)) {
+                    None => profiles.first().cloned(),
+                    Some(i) => profiles.get(i + 1).cloned(),
+                };
+                let ids = apps.iter().map(|(id, _)| *id).collect();
+                state.mode =
+                    Mode::Confirm(Pending::Tag { apps, tag, users_affected, profile: next.clone(), preview: None });
+                vec![Effect::PreviewTag { apps: ids, profile: next }]
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
                 state.mode = Mode::Normal;
@@ -201,6 +227,7 @@ pub fn route_name(r: Route) -> String {
         Route::Devices | Route::Device(_) => "devices",
         Route::Alerts => "alerts",
         Route::Audit => "audit",
+        Route::Settings => "settings",
     }
     .into()
 }
@@ -213,6 +240,7 @@ pub fn route_from_name(s: &str) -> Option<Route> {
         "devices" | "device" | "dev" => Route::Devices,
         "alerts" | "alert" => Route::Alerts,
         "audit" | "log" => Route::Audit,
+        "settings" | "set" | "severity" => Route::Settings,
         _ => return None,
     })
 }
@@ -284,9 +312,18 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
             if state.read_only {
                 set_status(state, "Read-only session: undo is disabled.".into(), true);
             } else {
-                effects.push(Effect::Undo);
+                // On the audit log, undo the selected entry; elsewhere the analyst's last change.
+                let entry = match selected_item(state) {
+                    Some(Item::Audit(id)) if state.current().route == Route::Audit => Some(id),
+                    _ => None,
+                };
+                effects.push(Effect::Undo { entry });
             }
         }
+        Action::Resolve => effects = alert_status(state, "resolved"),
+        Action::Dismiss => effects = alert_status(state, "dismissed"),
+        Action::SeverityUp => effects = step_severity(state, 1),
+        Action::SeverityDown => effects = step_severity(state, -1),
         Action::Period => {
             let i = Period::PRESETS.iter().position(|p| *p == state.period).map(|i| i + 1).unwrap_or(0);
             effects = set_period(state, Period::PRESETS[i % Period::PRESETS.len()]);
@@ -327,9 +364,53 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
         Action::GoDevices => effects = push(state, Route::Devices),
         Action::GoAlerts => effects = push(state, Route::Alerts),
         Action::GoAudit => effects = push(state, Route::Audit),
+        Action::GoSettings => effects = push(state, Route::Settings),
     }
     keep_selection_visible(state);
     effects
+}
+
+fn selected_item(state: &State) -> Option<Item> {
+    state.current().focused().and_then(|t| t.selected_row()).and_then(|r| r.item.clone())
+}
+
+fn deny_read_only(state: &mut State, what: &str) -> bool {
+    if state.read_only {
+        set_status(state, format!("Read-only session (--read-only): {what} is disabled."), true);
+    }
+    state.read_only
+}
+
+fn alert_status(state: &mut State, status: &str) -> Vec<Effect> {
+    if deny_read_only(state, "changing alerts") {
+        return Vec::new();
+    }
+    match selected_item(state) {
+        Some(Item::Alert(id)) => vec![Effect::SetAlertStatus { id, status: status.into() }],
+        _ => {
+            set_status(state, "Select an alert (Alerts view, or a user's / app's alerts) first.".into(), true);
+            Vec::new()
+        }
+    }
+}
+
+fn step_severity(state: &mut State, delta: i64) -> Vec<Effect> {
+    if deny_read_only(state, "changing severities") {
+        return Vec::new();
+    }
+    match selected_item(state) {
+        Some(Item::Severity { scope, current }) => {
+            let severity = Severity::from_i64((current.to_i64() + delta).clamp(0, 3));
+            if severity == current {
+                return Vec::new();
+            }
+            vec![Effect::SetSeverity { scope, severity }]
+        }
+        _ => {
+            set_status(state, "Severities are set in Settings (7): select one, then + or -.".into(), true);
+            Vec::new()
+        }
+    }
 }
 
 fn set_period(state: &mut State, p: Period) -> Vec<Effect> {
@@ -383,12 +464,15 @@ fn ask_tag(state: &mut State, tag: Tag) -> Vec<Effect> {
         return Vec::new();
     }
     let users_affected = targets.iter().map(|t| t.2).sum();
+    let ids = targets.iter().map(|t| t.0).collect();
     state.mode = Mode::Confirm(Pending::Tag {
         apps: targets.into_iter().map(|(id, name, _)| (id, name)).collect(),
         tag,
         users_affected,
+        profile: None,
+        preview: None,
     });
-    Vec::new()
+    vec![Effect::PreviewTag { apps: ids, profile: None }]
 }
 
 fn on_filter_key(state: &mut State, key: Key) -> Vec<Effect> {
@@ -427,13 +511,19 @@ pub const COMMANDS: &[&str] = &[
     "devices",
     "alerts",
     "audit",
+    "settings",
     "user ",
     "app ",
     "device ",
     "period ",
     "tag ",
+    "severity ",
+    "profile ",
+    "resolve",
+    "dismiss",
     "export csv ",
     "export json ",
+    "export blocklist ",
     "import ",
     "sync",
     "q",
@@ -511,21 +601,69 @@ pub fn run_command(state: &mut State, input: &str) -> Vec<Effect> {
             None => command_error(state, input, "period: use 24h, 7d, 30d, 90d, all or Nd"),
         },
         "tag" => {
+            // :tag APP STATE [@PROFILE]
+            let (rest, profile) = match rest.rsplit_once(' ') {
+                Some((head, p)) if p.starts_with('@') && p.len() > 1 => (head.trim(), Some(p[1..].to_string())),
+                _ => (rest, None),
+            };
             let mut parts = rest.rsplitn(2, ' ');
             match (parts.next().and_then(Tag::parse), parts.next()) {
                 (Some(tag), Some(app)) if !state.read_only => {
-                    vec![Effect::TagByName { needle: app.trim().to_string(), tag }]
+                    vec![Effect::TagByName { needle: app.trim().to_string(), tag, profile }]
                 }
                 (Some(_), Some(_)) => command_error(state, input, "read-only session: tagging is disabled"),
-                _ => command_error(state, input, "tag: :tag APP sanctioned|unsanctioned|monitored|none"),
+                _ => command_error(state, input, "tag: :tag APP sanctioned|unsanctioned|monitored|none [@PROFILE]"),
             }
         }
+        "severity" => {
+            let (scope, level) = match rest.split_once(' ') {
+                Some((s, l)) => (s.trim(), l.trim()),
+                None => ("global", rest),
+            };
+            match Severity::parse(level) {
+                _ if state.read_only => command_error(state, input, "read-only session: severities are locked"),
+                Some(severity) => vec![Effect::SetSeverity { scope: scope.to_string(), severity }],
+                None => {
+                    command_error(state, input, "severity: :severity [global|POLICY] informational|low|medium|high")
+                }
+            }
+        }
+        "profile" => {
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(mode), groups) = (parts.next(), parts.next(), parts.collect::<Vec<_>>().join(" "))
+            else {
+                return command_error(state, input, "profile: :profile NAME include|exclude GROUP,GROUP");
+            };
+            let list: Vec<String> =
+                groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect();
+            let (include, exclude) = match mode {
+                "include" => (list, Vec::new()),
+                "exclude" => (Vec::new(), list),
+                _ => return command_error(state, input, "profile: :profile NAME include|exclude GROUP,GROUP"),
+            };
+            if state.read_only {
+                return command_error(state, input, "read-only session: profiles are locked");
+            }
+            vec![Effect::SaveProfile { name: name.to_string(), include, exclude }]
+        }
+        "resolve" => alert_status(state, "resolved"),
+        "dismiss" => alert_status(state, "dismissed"),
+        "reopen" => alert_status(state, "open"),
         "export" => {
             let (fmt, path) = rest.split_once(' ').map(|(f, p)| (f, p.trim())).unwrap_or((rest, ""));
             let csv = match fmt {
                 "csv" => true,
                 "json" => false,
-                _ => return command_error(state, input, "export: :export csv|json FILE"),
+                "blocklist" => {
+                    let (format, file) = path.split_once(' ').map(|(f, p)| (f, p.trim())).unwrap_or((path, ""));
+                    if format.is_empty() || file.is_empty() {
+                        return command_error(state, input, "export: :export blocklist FORMAT FILE");
+                    }
+                    return vec![Effect::ExportBlocklist { format: format.to_string(), path: file.to_string() }];
+                }
+                _ => {
+                    return command_error(state, input, "export: :export csv|json FILE, :export blocklist FORMAT FILE");
+                }
             };
             if path.is_empty() {
                 return command_error(state, input, "export: name a file");

@@ -1,10 +1,12 @@
 //! Pure builders: typed rows from the cache → the tables and facts a view shows. The runtime
 //! runs the queries and hands the rows here; nothing here touches SQLite.
 use super::table::{Cell, Row, Table, col, human_bytes};
-use super::{Dashboard, Route, ViewData};
+use super::{Dashboard, Item, Route, ViewData};
+use crate::actions::indicators::ScopedProfile;
 use crate::catalog::RiskBreakdown;
-use crate::domain::{Day, IdentityRisk, RiskLevel, Severity, Tag};
+use crate::domain::{AlertId, Day, IdentityRisk, RiskLevel, Severity, Tag};
 use crate::store::audit::AuditEntry;
+use crate::store::governance::{OutboxEntry, OutboxTotals};
 use crate::store::queries::{AlertRow, AppRow, DayPoint, DeviceRow, DomainRow, EdgeRow, UsageRow, UserRow};
 
 fn text(s: &str) -> Cell {
@@ -47,6 +49,7 @@ pub fn apps_table(rows: &[AppRow], title: &str) -> Table {
                 ],
                 target: Some(Route::App(a.id)),
                 key: format!("{} {} {}", a.name, a.category, a.key),
+                item: None,
             })
             .collect(),
         default_sort: Some((7, true)),
@@ -83,6 +86,7 @@ pub fn users_table(rows: &[UserRow]) -> Table {
                 ],
                 target: Some(Route::User(u.id)),
                 key: format!("{} {} {}", u.upn, u.display_name, u.department),
+                item: None,
             })
             .collect(),
         default_sort: Some((1, true)),
@@ -117,6 +121,7 @@ pub fn devices_table(rows: &[DeviceRow]) -> Table {
                 ],
                 target: Some(Route::Device(d.id)),
                 key: format!("{} {} {}", d.name, d.os, d.group),
+                item: None,
             })
             .collect(),
         default_sort: Some((4, true)),
@@ -150,6 +155,7 @@ pub fn edges_as_devices(rows: &[EdgeRow]) -> Table {
                 ],
                 target: Some(Route::Device(e.device)),
                 key: e.device_name.clone(),
+                item: None,
             })
             .collect(),
         default_sort: Some((4, true)),
@@ -181,6 +187,7 @@ pub fn edges_as_users(rows: &[EdgeRow]) -> Table {
                 ],
                 target: Some(Route::User(e.user)),
                 key: e.upn.clone(),
+                item: None,
             })
             .collect(),
         default_sort: Some((5, true)),
@@ -216,6 +223,7 @@ pub fn usage_as_apps(rows: &[UsageRow], title: &str) -> Table {
                 ],
                 target: Some(Route::App(r.app)),
                 key: format!("{} {}", r.app_name, r.category),
+                item: None,
             })
             .collect(),
         default_sort: Some((4, true)),
@@ -251,6 +259,7 @@ pub fn usage_as_entities(rows: &[UsageRow], users: bool) -> Table {
                     Route::Device(crate::domain::DeviceId(r.other_id))
                 }),
                 key: r.other_name.clone(),
+                item: None,
             })
             .collect(),
         default_sort: Some((1, true)),
@@ -285,6 +294,7 @@ pub fn alerts_table(rows: &[AlertRow]) -> Table {
                 ],
                 target: a.user.map(Route::User).or(a.app.map(Route::App)).or(a.device.map(Route::Device)),
                 key: format!("{} {} {} {}", a.title, a.upn, a.app_name, a.policy),
+                item: Some(Item::Alert(AlertId(a.id))),
             })
             .collect(),
         default_sort: None,
@@ -317,6 +327,7 @@ pub fn audit_table(rows: &[AuditEntry]) -> Table {
                 ],
                 target: None,
                 key: format!("{} {} {} {}", e.actor, e.action, e.target, e.new_value),
+                item: Some(Item::Audit(e.id)),
             })
             .collect(),
         default_sort: None,
@@ -400,6 +411,9 @@ pub struct AppDetailRows<'a> {
     pub devices: &'a [UsageRow],
     pub trend: &'a [DayPoint],
     pub history: &'a [AuditEntry],
+    pub alerts: &'a [AlertRow],
+    pub tag_profile: Option<&'a str>,
+    pub outbox: &'a [OutboxEntry],
 }
 
 fn risk_label(level: RiskLevel) -> &'static str {
@@ -428,7 +442,14 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
             ("App".into(), format!("{} ({})", a.name, a.vendor)),
             ("Category".into(), a.category.clone()),
             ("Risk".into(), format!("{:.0}/10 · {}", a.score.0, risk_label(a.score.level()))),
-            ("Tag".into(), a.tag.label().into()),
+            (
+                "Tag".into(),
+                match r.tag_profile {
+                    Some(p) => format!("{} · profile {p}", a.tag.label()),
+                    None => a.tag.label().into(),
+                },
+            ),
+            ("MDE indicators".into(), outbox_summary(r.outbox)),
             ("Users · devices".into(), format!("{} · {}", r.users.len(), r.devices.len())),
             ("Traffic".into(), format!("up {} · down {}", human_bytes(up), human_bytes(down))),
         ],
@@ -457,11 +478,137 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
                         ],
                         target: None,
                         key: d.name.clone(),
+                        item: None,
                     })
                     .collect(),
                 default_sort: Some((1, true)),
             },
             Table { title: "Tag history".into(), ..audit_table(r.history) },
+            Table { title: "App alerts".into(), ..alerts_table(r.alerts) },
+            outbox_table(r.outbox),
+        ],
+        dashboard: None,
+    }
+}
+
+/// "2 pending · 5 pushed · 1 failed", counting only each indicator's latest operation.
+fn outbox_summary(rows: &[OutboxEntry]) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let (mut pending, mut pushed, mut failed) = (0, 0, 0);
+    for r in rows {
+        if !seen.insert(r.value.as_str()) {
+            continue;
+        }
+        match r.status.as_str() {
+            "pending" => pending += 1,
+            "pushed" => pushed += 1,
+            "failed" => failed += 1,
+            _ => {}
+        }
+    }
+    if pending + pushed + failed == 0 {
+        return "none".into();
+    }
+    format!("{pending} pending · {pushed} pushed · {failed} failed")
+}
+
+fn outbox_table(rows: &[OutboxEntry]) -> Table {
+    Table {
+        title: "Indicator outbox".into(),
+        columns: vec![
+            col("Operation", 9, 0, false),
+            col("Domain", 30, 0, false),
+            col("Status", 10, 0, false),
+            col("Updated", 16, 2, false),
+            col("Error", 30, 1, false),
+        ],
+        rows: rows
+            .iter()
+            .map(|o| Row {
+                cells: vec![text(&o.op), text(&o.value), text(&o.status), Cell::Time(o.updated), text(&o.error)],
+                target: None,
+                key: format!("{} {} {}", o.op, o.value, o.status),
+                item: None,
+            })
+            .collect(),
+        default_sort: None,
+    }
+}
+
+/// A severity setting as the Settings view lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeveritySetting {
+    /// `global` or a policy id.
+    pub scope: String,
+    pub label: String,
+    pub severity: Severity,
+    /// True when the policy has no setting of its own and follows the global one.
+    pub inherited: bool,
+}
+
+pub struct SettingsRows<'a> {
+    pub severities: &'a [SeveritySetting],
+    pub profiles: &'a [ScopedProfile],
+    pub groups: &'a [String],
+    pub outbox: OutboxTotals,
+}
+
+pub fn settings(r: SettingsRows<'_>) -> ViewData {
+    let severity_rows = r
+        .severities
+        .iter()
+        .map(|s| Row {
+            cells: vec![
+                text(&s.label),
+                Cell::Sev(s.severity),
+                text(if s.scope == "global" {
+                    "alerts + MDE indicators"
+                } else if s.inherited {
+                    "follows global"
+                } else {
+                    "set for this policy"
+                }),
+            ],
+            target: None,
+            key: format!("{} {}", s.label, s.scope),
+            item: Some(Item::Severity { scope: s.scope.clone(), current: s.severity }),
+        })
+        .collect();
+    let profile_rows = r
+        .profiles
+        .iter()
+        .map(|p| Row {
+            cells: vec![text(&p.name), text(&p.include_groups.join(", ")), text(&p.exclude_groups.join(", "))],
+            target: None,
+            key: p.name.clone(),
+            item: None,
+        })
+        .collect();
+    let o = r.outbox;
+    ViewData {
+        label: "Settings".into(),
+        facts: vec![
+            ("MDE indicators".into(), format!("{} pending · {} pushed · {} failed", o.pending, o.pushed, o.failed)),
+            ("Device groups".into(), if r.groups.is_empty() { "none known".into() } else { r.groups.join(", ") }),
+        ],
+        notes: vec![
+            "+/- change the selected severity · :severity [global|POLICY] LEVEL · :profile NAME include|exclude G1,G2"
+                .into(),
+        ],
+        trend: Vec::new(),
+        tables: vec![
+            Table {
+                title: "Alert severity".into(),
+                columns: vec![col("Setting", 30, 0, false), col("Severity", 8, 0, false), col("Applies", 24, 1, false)],
+                rows: severity_rows,
+                default_sort: None,
+            },
+            Table {
+                title: "Scoped profiles".into(),
+                columns: vec![col("Profile", 20, 0, false), col("Include", 30, 0, false), col("Exclude", 30, 0, false)],
+                rows: profile_rows,
+                default_sort: None,
+            },
         ],
         dashboard: None,
     }

@@ -4,6 +4,7 @@
 //! 1. a high-risk user uploading gigabytes to an unsanctioned file-sharing app from two devices;
 //! 2. a shared kiosk used by many users;
 //! 3. a sudden spike of a generative-AI app nobody used before.
+use crate::actions::apply::{Actor, AlertRun, TagContext, evaluate_alerts, tag_app_tx};
 use crate::catalog::{AppIdx, Catalog, Category};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Tag, UserId};
 use crate::store::write::{Counters, EdgeKey, FactBatch, FactKey};
@@ -39,6 +40,8 @@ pub struct DemoSummary {
     pub kiosk_users: u32,
     pub genai_app: String,
     pub genai_first_day: Day,
+    /// Alerts the built-in policies raised on the generated data.
+    pub alerts: AlertRun,
 }
 
 /// SplitMix64: tiny, fast and deterministic across platforms.
@@ -415,12 +418,18 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
                 facts += 1;
             }
         }
-        // Story 1: gigabytes a day to the unsanctioned file-sharing app, from both devices.
-        if let Some(x) = exfil.filter(|_| day.0 > opts.end.0 - 14) {
+        // Story 1: a few megabytes a day to the unsanctioned file-sharing app for months (the
+        // baseline), then gigabytes a day from both devices in the last four days.
+        let spike = day.0 > opts.end.0 - 4;
+        if let Some(x) = exfil.filter(|_| spike || (day.0 > opts.end.0 - 45 && d % 3 == 0)) {
             let app = &apps[x];
             let u = &users[exfil_user_n];
             for (i, device) in u.devices.iter().enumerate() {
-                let up = 900_000_000 + rng.below(2_500_000_000) / (i as u64 + 1);
+                let up = if spike {
+                    900_000_000 + rng.below(2_500_000_000) / (i as u64 + 1)
+                } else {
+                    2_000_000 + rng.below(18_000_000)
+                };
                 let key = FactKey { day, app: app.id, domain: app.domains[0], user: u.id, device: *device };
                 batch.add_fact(
                     key,
@@ -457,23 +466,22 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
         }
     }
 
-    // Tags an organisation would already have set.
-    let actor = "demo";
-    let ts = ts_of(opts.end);
+    // Tags an organisation would already have set, through the same path as an analyst's so
+    // the outbox holds the indicators they imply.
+    let groups = store.device_groups()?;
+    let tag_ctx = TagContext {
+        catalog,
+        profile: None,
+        groups: &groups,
+        severity: store.global_severity()?,
+        reason: "demo baseline",
+        actor: Actor { name: "demo", now: ts_of(first_day) },
+    };
     let tag = |names: &[&str], t: Tag| -> Result<()> {
         for n in names {
             if let Some(idx) = find_app(catalog, &[n]) {
                 let id = store.ensure_catalog_app(catalog.get(idx))?;
-                store.conn.execute("UPDATE apps SET tag = ?2 WHERE id = ?1", params![id.0, t.to_i64()])?;
-                store.append_audit(
-                    ts,
-                    actor,
-                    "tag",
-                    &catalog.get(idx).id,
-                    "none",
-                    t.as_str(),
-                    "{\"reason\":\"demo baseline\"}",
-                )?;
+                tag_app_tx(store, &tag_ctx, id, t)?;
             }
         }
         Ok(())
@@ -481,11 +489,12 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
     tag(&["office365", "microsoft", "teams", "onedrive", "box", "slack", "salesforce", "github"], Tag::Sanctioned)?;
     tag(&["chatgpt", "openai", "dropbox"], Tag::Monitored)?;
     if let Some(x) = exfil {
-        store.conn.execute("UPDATE apps SET tag = 2 WHERE id = ?1", [apps[x].id.0])?;
+        tag_app_tx(store, &tag_ctx, apps[x].id, Tag::Unsanctioned)?;
     }
     store.set_meta("demo.seed", &opts.seed.to_string())?;
     store.commit()?;
     store.refresh_summaries()?;
+    let alerts = evaluate_alerts(store, None)?;
 
     let name_of = |table: &str, id: i64| -> Result<String> {
         let col = if table == "users" { "upn" } else { "name" };
@@ -504,6 +513,7 @@ pub fn generate(store: &Store, catalog: &Catalog, opts: &DemoOptions) -> Result<
         kiosk_users,
         genai_app: genai.map(|g| name_of("apps", apps[g].id.0)).transpose()?.unwrap_or_default(),
         genai_first_day: genai_start,
+        alerts,
     })
 }
 

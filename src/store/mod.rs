@@ -5,6 +5,7 @@
 //! Concurrency: one writer (the process holding the write transaction) and any number of
 //! read-only connections; WAL lets the console read while an import writes.
 pub mod audit;
+pub mod governance;
 pub mod queries;
 pub mod schema;
 pub mod write;

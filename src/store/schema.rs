@@ -4,7 +4,7 @@
 /// `PRAGMA application_id`: marks the file as a shadowscope cache ("SSCP").
 pub const APPLICATION_ID: i64 = 0x5353_4350;
 
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -269,4 +269,11 @@ CREATE TABLE sync_state(
     last_run INTEGER,
     last_error TEXT
 ) STRICT;
+"#;
+
+/// Alerts remember every device a trigger involved (the row's `device_id` is the first, for the
+/// pivot); apps remember when their tag was set (use before an Unsanctioned tag broke no rule).
+const V2: &str = r#"
+ALTER TABLE alerts ADD COLUMN devices TEXT NOT NULL DEFAULT '';
+ALTER TABLE apps ADD COLUMN tag_since INTEGER;
 "#;

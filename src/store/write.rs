@@ -397,17 +397,7 @@ impl Store {
         reason: &str,
         ts: i64,
     ) -> Result<Tag> {
-        self.in_transaction(|s| {
-            let old = s.app_tag(app)?;
-            let key: String = s.conn.query_row("SELECT key FROM apps WHERE id = ?1", [app.0], |r| r.get(0))?;
-            s.conn.execute(
-                "UPDATE apps SET tag = ?2, tag_profile = ?3 WHERE id = ?1",
-                params![app.0, tag.to_i64(), profile],
-            )?;
-            let detail = serde_json::json!({ "app_id": app.0, "profile": profile, "reason": reason }).to_string();
-            s.append_audit(ts, actor, "tag", &key, old.as_str(), tag.as_str(), &detail)?;
-            Ok(old)
-        })
+        self.in_transaction(|s| Ok(s.set_tag_tx(app, tag, profile, actor, reason, ts)?.0))
     }
 
     pub fn severity_setting(&self, key: &str) -> Result<Option<Severity>> {

@@ -109,6 +109,7 @@ fn route_title(e: &Entry) -> String {
         Route::Devices => return "Devices".into(),
         Route::Alerts => return "Alerts".into(),
         Route::Audit => return "Audit".into(),
+        Route::Settings => return "Settings".into(),
         Route::User(_) => "user",
         Route::Device(_) => "device",
         Route::App(_) => "app",
@@ -454,15 +455,25 @@ fn render_help(f: &mut Frame<'_>, area: Rect, theme: &Theme) {
 }
 
 fn render_confirm(f: &mut Frame<'_>, area: Rect, p: &Pending, theme: &Theme) {
-    let Pending::Tag { apps, tag, users_affected } = p;
+    let Pending::Tag { apps, tag, users_affected, profile, preview } = p;
     let verb = match tag {
-        crate::domain::Tag::Unsanctioned => "BLOCK (MDE indicator: Block) for every device in scope",
-        crate::domain::Tag::Monitored => "WARN (MDE indicator: Warn) for every device in scope",
+        crate::domain::Tag::Unsanctioned => "BLOCK (MDE indicator: Block)",
+        crate::domain::Tag::Monitored => "WARN (MDE indicator: Warn)",
         crate::domain::Tag::Sanctioned => "mark as sanctioned and remove any block / warn indicators",
         crate::domain::Tag::None => "clear the tag and remove any block / warn indicators",
     };
+    let enforcing = matches!(tag, crate::domain::Tag::Unsanctioned | crate::domain::Tag::Monitored);
+    let scope = match preview {
+        None => "working out the domains and device groups…".to_string(),
+        Some(v) if enforcing => format!("{} domain(s) on {}", v.domains, safe(&v.scope)),
+        Some(v) => format!("{} domain(s)", v.domains),
+    };
     let names: Vec<String> = apps.iter().take(5).map(|(_, n)| safe(n)).collect();
     let more = if apps.len() > 5 { format!(" and {} more", apps.len() - 5) } else { String::new() };
+    let profile_text = match profile {
+        Some(p) => format!("Scoped profile: {}", safe(p)),
+        None => "Scoped profile: none (all devices)".to_string(),
+    };
     let lines = vec![
         Line::from(vec![
             Span::raw("Tag "),
@@ -471,18 +482,20 @@ fn render_confirm(f: &mut Frame<'_>, area: Rect, p: &Pending, theme: &Theme) {
             Span::styled(tag.as_str().to_uppercase(), theme.tag(*tag)),
             Span::raw("?"),
         ]),
-        Line::raw(format!("This will {verb}.")),
+        Line::raw(format!("This will {verb}: {scope}.")),
+        Line::raw(profile_text),
         Line::raw(format!("Users seen using it in the period: {users_affected}.")),
         Line::raw("The change is audited and can be undone with z."),
-        Line::raw(""),
         Line::from(vec![
             Span::styled("y", theme.key()),
             Span::raw(" confirm   "),
             Span::styled("n", theme.key()),
-            Span::raw(" cancel"),
+            Span::raw(" cancel   "),
+            Span::styled("p", theme.key()),
+            Span::raw(" next scoped profile"),
         ]),
     ];
-    let r = centered(area, 72, 8);
+    let r = centered(area, 76, 9);
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(lines)
