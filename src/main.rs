@@ -176,10 +176,18 @@ fn write_out(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
 }
 
 fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()> {
-    let store = Store::open(db)?;
+    // A second process gets the cache read-only instead of an error: looking is always safe.
+    let (store, locked) = match Store::open(db) {
+        Ok(s) => (s, None),
+        Err(e @ store::StoreError::Locked { .. }) => {
+            (Store::open_read_only(db)?, Some(format!("{e} (opened read-only)")))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let backend = Backend::new(store, Catalog::builtin());
     let mut state = State::new(label);
-    state.read_only = cli.read_only;
+    state.read_only = cli.read_only || locked.is_some();
+    state.status = locked.map(|text| app::Status { text, error: true });
     state.no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     if let Some(s) = shadowscope::event::load_session() {
         if let Some(route) = s.route.as_deref().and_then(app::update::route_from_name) {

@@ -359,7 +359,8 @@ pub fn export(path: &str, csv: bool, table: &crate::app::table::Table) -> Result
                 .zip(&r.cells)
                 .map(|(c, v)| (c.title.to_string(), serde_json::Value::String(v.plain())))
                 .collect();
-            serde_json::to_writer(&mut w, &obj)?;
+            let line = serde_json::to_string(&obj).map_err(std::io::Error::other)?;
+            w.write_all(crate::sanitize::json_text_safe(&line).as_bytes())?;
             w.write_all(b"\n")?;
         }
         w.flush()?;

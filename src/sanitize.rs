@@ -78,6 +78,28 @@ pub fn csv_safe(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Makes serialised JSON safe to print: every character [`display_safe`] would escape is
+/// written as a `\uXXXX` escape (a surrogate pair above the BMP) instead. Such characters only
+/// occur inside JSON strings, so the document parses back to exactly the same data, but `cat`
+/// on it cannot drive a terminal (serde_json leaves DEL, C1, bidi and zero-width raw).
+pub fn json_text_safe(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(is_unsafe) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_unsafe(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{:04x}", u);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +134,14 @@ mod tests {
         fn output_never_contains_unsafe_chars(s in any::<String>()) {
             let out = display_safe(&s);
             prop_assert!(!out.chars().any(is_unsafe));
+        }
+
+        #[test]
+        fn json_text_safe_round_trips(s in any::<String>()) {
+            let json = serde_json::to_string(&s).unwrap();
+            let safe = json_text_safe(&json);
+            prop_assert!(!safe.chars().any(is_unsafe));
+            prop_assert_eq!(serde_json::from_str::<String>(&safe).unwrap(), s);
         }
 
         #[test]

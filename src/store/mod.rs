@@ -2,8 +2,10 @@
 //! forward migrations, per-day traffic aggregates plus roll-ups and summaries so that every view
 //! reads a few thousand rows at most.
 //!
-//! Concurrency: one writer (the process holding the write transaction) and any number of
-//! read-only connections; WAL lets the console read while an import writes.
+//! Concurrency: one writer *process* per cache, enforced by an advisory lock on `<db>.lock`
+//! (see [`WriterLock`]); inside that process any number of connections (the console and its
+//! background sync) share the lock. Read-only connections never take it; WAL lets them read
+//! while the writer writes.
 pub mod audit;
 pub mod governance;
 pub mod queries;
@@ -11,7 +13,9 @@ pub mod schema;
 pub mod write;
 
 use rusqlite::{Connection, OpenFlags};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +32,12 @@ pub enum StoreError {
         "the cache is busy: another shadowscope process is writing to it. Wait for it to finish, or use --db PATH."
     )]
     Busy,
+    #[error(
+        "another shadowscope process ({}) is writing to {}; use --read-only or wait for it to finish",
+        pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}")),
+        crate::sanitize::display_safe(&path.to_string_lossy())
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
     #[error("cache I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("cache error: {0}")]
@@ -50,6 +60,73 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     pub(crate) conn: Connection,
     path: PathBuf,
+    /// Held for as long as any read-write connection of this process to the cache is open.
+    _writer: Option<Arc<WriterLock>>,
+}
+
+/// The advisory lock that makes one process the cache's writer. An OS lock (flock on Unix,
+/// LockFileEx on Windows) is released by the kernel when the process dies, so a killed import
+/// never leaves a stale lock. Locks belong to an open file description, so a second `open` of the
+/// same file in this process would conflict with the first: the registry hands out the one lock
+/// this process already holds instead.
+///
+/// Dropping the last `Arc` closes the file and so releases the lock without touching the
+/// registry; the dead `Weak` left behind is replaced by the next `open`.
+struct WriterLock {
+    _file: std::fs::File,
+}
+
+fn held_locks() -> &'static Mutex<HashMap<PathBuf, Weak<WriterLock>>> {
+    static HELD: std::sync::OnceLock<Mutex<HashMap<PathBuf, Weak<WriterLock>>>> = std::sync::OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+/// `<db>.lock` beside the cache file.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Takes (or shares, within this process) the writer lock of the cache at `db`, which exists.
+fn acquire_writer_lock(db: &Path) -> Result<Arc<WriterLock>> {
+    use std::io::{Read, Seek, Write};
+    let key = std::fs::canonicalize(db)?;
+    // Poisoning only means another thread panicked while holding the map; the map is still valid.
+    let mut held = held_locks().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(lock) = held.get(&key).and_then(Weak::upgrade) {
+        return Ok(lock);
+    }
+    let lock_file = lock_path(&key);
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut file = o.open(&lock_file)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let pid: Option<u32> = text.trim().parse().ok();
+            if pid == Some(std::process::id()) {
+                // Our own last connection is closing on another thread right now: its file is
+                // about to be closed, so wait for that instead of refusing.
+                file.lock()?;
+            } else {
+                return Err(StoreError::Locked { path: db.to_owned(), pid });
+            }
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Io(e)),
+    }
+    // The pid is for the message the next process shows; the lock itself is what counts.
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    file.flush()?;
+    let lock = Arc::new(WriterLock { _file: file });
+    held.insert(key, Arc::downgrade(&lock));
+    Ok(lock)
 }
 
 /// Default cache location: `$XDG_CACHE_HOME/shadowscope/cache.db`.
@@ -87,25 +164,29 @@ fn prepare_private_file(path: &Path) -> std::io::Result<()> {
 
 impl Store {
     /// Opens (creating if needed) a read-write cache and migrates it to the current schema.
+    /// Fails with [`StoreError::Locked`] while another process is the cache's writer; a second
+    /// `open` in the same process shares this process's lock.
     pub fn open(path: &Path) -> Result<Store> {
         prepare_private_file(path)?;
+        let writer = acquire_writer_lock(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
-        let mut store = Store { conn, path: path.to_owned() };
+        let mut store = Store { conn, path: path.to_owned(), _writer: Some(writer) };
         store.configure()?;
         store.migrate()?;
         Ok(store)
     }
 
-    /// Opens an existing cache for reading only (the console's query connection).
+    /// Opens an existing cache for reading only (the console's query connection). Never takes
+    /// the writer lock, so it works while another process imports.
     pub fn open_read_only(path: &Path) -> Result<Store> {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
-        let store = Store { conn, path: path.to_owned() };
+        let store = Store { conn, path: path.to_owned(), _writer: None };
         store.conn.busy_timeout(Duration::from_secs(5))?;
         store.check_identity()?;
         let version = store.version()?;
@@ -122,7 +203,7 @@ impl Store {
     /// An in-memory cache, for tests.
     pub fn open_in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
-        let mut store = Store { conn, path: PathBuf::from(":memory:") };
+        let mut store = Store { conn, path: PathBuf::from(":memory:"), _writer: None };
         store.configure()?;
         store.migrate()?;
         Ok(store)
@@ -221,6 +302,32 @@ mod tests {
         // Re-opening is a no-op migration.
         assert!(Store::open(&path).is_ok());
         assert!(Store::open_read_only(&path).is_ok());
+    }
+
+    #[test]
+    fn one_writer_lock_shared_within_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let a = Store::open(&path).unwrap();
+        // A second connection in this process (the console's background sync) still opens.
+        let b = Store::open(&path).unwrap();
+        let pid: u32 = std::fs::read_to_string(lock_path(&path)).unwrap().trim().parse().unwrap();
+        assert_eq!(pid, std::process::id());
+        // Another open file description on the lock is what a second process would get.
+        let other = std::fs::OpenOptions::new().read(true).write(true).open(lock_path(&path)).unwrap();
+        assert!(matches!(other.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+        drop(a);
+        assert!(matches!(other.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+        drop(b);
+        other.try_lock().unwrap();
+        // Now this process is the "other" one: open reports the holder, read-only still works.
+        std::fs::write(lock_path(&path), "4242").unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::Locked { pid: Some(4242), .. }), "{err}");
+        assert!(err.to_string().contains("another shadowscope process (pid 4242) is writing to"), "{err}");
+        assert!(Store::open_read_only(&path).is_ok());
+        drop(other);
+        assert!(Store::open(&path).is_ok());
     }
 
     #[test]
