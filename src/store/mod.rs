@@ -5,9 +5,13 @@
 //! Concurrency: one writer (the process holding the write transaction) and any number of
 //! read-only connections; WAL lets the console read while an import writes.
 pub mod audit;
+pub mod outbox;
 pub mod queries;
 pub mod schema;
+pub mod sync_sink;
 pub mod write;
+
+pub use sync_sink::StoreSink;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};

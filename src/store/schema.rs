@@ -4,7 +4,7 @@
 /// `PRAGMA application_id`: marks the file as a shadowscope cache ("SSCP").
 pub const APPLICATION_ID: i64 = 0x5353_4350;
 
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -269,4 +269,14 @@ CREATE TABLE sync_state(
     last_run INTEGER,
     last_error TEXT
 ) STRICT;
+"#;
+
+/// Sync from Microsoft APIs: MDE machine tags, MDCA's own app id, and the lookups the sync
+/// sink and the outbox pusher make on every page.
+const V2: &str = r#"
+ALTER TABLE devices ADD COLUMN mde_tags TEXT;
+ALTER TABLE apps ADD COLUMN mdca_id TEXT;
+CREATE INDEX apps_by_lower_name ON apps(lower(name));
+CREATE INDEX alerts_by_key ON alerts(dedup_key);
+CREATE INDEX outbox_by_status ON outbox(status, id);
 "#;
