@@ -57,32 +57,44 @@ impl Store {
     /// Pending and failed rows in id order. A row whose payload does not decode is marked
     /// failed (it can never be pushed as is) and left out.
     pub fn pending_outbox(&self) -> Result<Vec<OutboxRow>> {
-        let raw: Vec<(i64, i64, String, String, i64, Option<String>, i64)> = {
+        let raw: Vec<(OutboxRow, std::result::Result<OutboxOp, String>)> = {
             let mut st = self.conn.prepare_cached(
                 "SELECT id, app_id, indicator_value, payload, attempts, last_error, created FROM outbox
                  WHERE status IN ('pending', 'failed') ORDER BY id",
             )?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
-                .collect::<rusqlite::Result<_>>()?
+            st.query_map([], |r| {
+                let payload: String = r.get(3)?;
+                let op = serde_json::from_str::<OutboxOp>(&payload).map_err(|e| e.to_string());
+                // The placeholder op is replaced below; rows whose payload fails are dropped.
+                let placeholder = OutboxOp::Delete { indicator_value: String::new(), indicator_type: String::new() };
+                Ok((
+                    OutboxRow {
+                        id: r.get(0)?,
+                        app_id: AppId(r.get(1)?),
+                        indicator_value: r.get(2)?,
+                        op: placeholder,
+                        attempts: r.get(4)?,
+                        last_error: r.get(5)?,
+                        created: r.get(6)?,
+                    },
+                    op,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?
         };
         let mut out = Vec::with_capacity(raw.len());
-        for (id, app, value, payload, attempts, last_error, created) in raw {
-            match serde_json::from_str::<OutboxOp>(&payload) {
-                Ok(op) => out.push(OutboxRow {
-                    id,
-                    app_id: AppId(app),
-                    indicator_value: value,
-                    op,
-                    attempts,
-                    last_error,
-                    created,
-                }),
+        for (mut row, op) in raw {
+            match op {
+                Ok(op) => {
+                    row.op = op;
+                    out.push(row);
+                }
                 Err(e) => {
                     let msg =
                         format!("payload is not a valid outbox operation ({e}); re-apply the tag to queue it again");
                     self.conn.execute(
                         "UPDATE outbox SET status = 'failed', last_error = ?2, attempts = attempts + 1 WHERE id = ?1",
-                        params![id, msg],
+                        params![row.id, msg],
                     )?;
                 }
             }
