@@ -36,8 +36,55 @@ fn save_session(s: &app::Session) {
     }
 }
 
-pub async fn run_console(backend: Backend, mut state: State) -> anyhow::Result<()> {
+/// What `:sync` needs: the cache path (the sync opens its own connection, sharing this
+/// process's writer lock) and the `[sync]` section of the config file.
+pub struct SyncSetup {
+    pub db: std::path::PathBuf,
+    pub catalog: &'static crate::catalog::Catalog,
+    /// Err: why sync is not configured (shown when the analyst types `:sync`).
+    pub config: Result<crate::sync::SyncConfig, String>,
+}
+
+/// Runs a sync on its own thread, reporting progress and the outcome as messages.
+fn spawn_sync(setup: &SyncSetup, tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
+    let cfg = match &setup.config {
+        Ok(c) => c.clone(),
+        Err(why) => {
+            let _ = tx.send(Msg::SyncFinished { ok: false, text: why.clone() });
+            return;
+        }
+    };
+    let (db, catalog) = (setup.db.clone(), setup.catalog);
+    let spawned = std::thread::Builder::new().name("sync".into()).spawn(move || {
+        let progress_tx = tx.clone();
+        let progress = move |p: crate::sync::SyncProgress| {
+            let _ = progress_tx.send(Msg::SyncProgress { text: crate::sync::run::progress_line(&p) });
+        };
+        let msg = match crate::sync::run::sync_and_push_blocking(&db, catalog, &cfg, None, &progress) {
+            Ok(o) => {
+                let failed: Vec<String> = o.sync.errors().iter().map(|e| e.to_string()).collect();
+                let text = format!(
+                    "Sync: {} rows{}; alerts {} new, {} updated{}",
+                    o.sync.total_rows(),
+                    o.push.as_ref().map(|p| format!(", {} indicator(s) pushed", p.pushed)).unwrap_or_default(),
+                    o.alerts.new,
+                    o.alerts.updated,
+                    if failed.is_empty() { String::new() } else { format!(" — failed: {}", failed.join("; ")) }
+                );
+                Msg::SyncFinished { ok: o.is_ok(), text }
+            }
+            Err(e) => Msg::SyncFinished { ok: false, text: format!("Sync failed: {e}") },
+        };
+        let _ = tx.send(msg);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(%e, "cannot start the sync thread");
+    }
+}
+
+pub async fn run_console(backend: Backend, mut state: State, sync: SyncSetup) -> anyhow::Result<()> {
     let (msg_tx, mut msg_rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
+    let sync_tx = msg_tx.clone();
     let (fx_tx, fx_rx) = std::sync::mpsc::channel::<Effect>();
     let worker = std::thread::Builder::new().name("store".into()).spawn(move || {
         let mut backend = backend;
@@ -76,6 +123,7 @@ pub async fn run_console(backend: Backend, mut state: State) -> anyhow::Result<(
                         };
                     }
                     Effect::SaveSession(s) => save_session(&s),
+                    Effect::Sync => spawn_sync(&sync, sync_tx.clone()),
                     other => {
                         fx_tx.send(other).map_err(|_| anyhow::anyhow!("store worker stopped"))?;
                     }
@@ -125,6 +173,49 @@ pub async fn run_console(backend: Backend, mut state: State) -> anyhow::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn collect_until_finished(mut rx: tokio::sync::mpsc::UnboundedReceiver<Msg>) -> (Vec<String>, bool, String) {
+        let mut progress = Vec::new();
+        loop {
+            match rx.blocking_recv() {
+                Some(Msg::SyncProgress { text }) => progress.push(text),
+                Some(Msg::SyncFinished { ok, text }) => return (progress, ok, text),
+                Some(other) => panic!("unexpected {other:?}"),
+                None => panic!("sync thread ended without a result"),
+            }
+        }
+    }
+
+    #[test]
+    fn console_sync_runs_in_the_background_and_reports() {
+        use crate::sync::fake_tenant::{FakeTenantOptions, serve_fake_tenant};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cache.db");
+        let opts = FakeTenantOptions { users: 20, devices: 15, days: 2, ..FakeTenantOptions::default() };
+        let secret = crate::sync::run::SecretDir::create(&opts.client_secret).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let fake = rt.block_on(serve_fake_tenant(opts)).unwrap();
+        let setup = SyncSetup {
+            db: db.clone(),
+            catalog: crate::catalog::Catalog::builtin(),
+            config: Ok(fake.sync_config(&secret.file)),
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        spawn_sync(&setup, tx);
+        let (progress, ok, text) = collect_until_finished(rx);
+        assert!(ok, "{text}");
+        assert!(progress.iter().any(|p| p.contains("rows")), "{progress:?}");
+        assert!(text.starts_with("Sync: ") && !text.contains("Sync: 0 rows"), "{text}");
+        let store = crate::store::Store::open_read_only(&db).unwrap();
+        assert!(store.counts().unwrap().devices >= 15);
+
+        // Without a [sync] section the analyst is told why, nothing runs.
+        let none = SyncSetup { config: Err("no [sync] section in config.toml".into()), ..setup };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        spawn_sync(&none, tx);
+        let (progress, ok, text) = collect_until_finished(rx);
+        assert!(progress.is_empty() && !ok && text.contains("[sync]"));
+    }
 
     #[test]
     fn osc52_payload_cannot_break_out() {

@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod app;
 pub mod catalog;
+pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod event;

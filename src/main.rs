@@ -1,4 +1,4 @@
-//! Command line: the console, the demo organisation, imports and catalog look-ups.
+//! Command line: the console, the demo organisation, imports, catalog look-ups and sync.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shadowscope::actions::apply::{self, Actor, AlertFormat, SeverityScope};
@@ -7,11 +7,14 @@ use shadowscope::actions::indicators::ScopedProfile;
 use shadowscope::actions::policy::PolicyKind;
 use shadowscope::app::{self, State};
 use shadowscope::catalog::Catalog;
+use shadowscope::config::FileConfig;
 use shadowscope::domain::{Severity, Tag};
 use shadowscope::ingest::pipeline::{self, ImportOptions};
 use shadowscope::runtime::Backend;
 use shadowscope::sanitize::display_safe;
 use shadowscope::store::{self, Store};
+use shadowscope::sync::fake_tenant::FakeTenantOptions;
+use shadowscope::sync::{SyncProgress, run};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -27,6 +30,9 @@ struct Cli {
     /// No colours (also honoured: the NO_COLOR environment variable).
     #[arg(long, global = true)]
     no_color: bool,
+    /// The config file (default: $XDG_CONFIG_HOME/shadowscope/config.toml).
+    #[arg(long, global = true, env = "SHADOWSCOPE_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,6 +50,9 @@ enum Command {
         /// Generate only; do not open the console.
         #[arg(long)]
         no_ui: bool,
+        /// Instead of generating, serve a fake Microsoft tenant in-process and sync from it.
+        #[arg(long)]
+        live: bool,
     },
     /// Open the console on the cache (the default).
     Ui,
@@ -107,6 +116,38 @@ enum Command {
     },
     /// Print the paths shadowscope uses.
     Info,
+    /// Sync from Microsoft Defender / Entra / Defender for Cloud Apps into the cache.
+    Sync {
+        /// Only this source (e.g. devices, hunting-traffic, risky-users, discovered-apps).
+        #[arg(long)]
+        source: Option<String>,
+        /// How far back a first sync of windowed sources reaches (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Config file tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Serve a fake Microsoft tenant on loopback until Ctrl-C (for trying sync offline).
+    FakeTenant {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value_t = 50)]
+        users: u32,
+        #[arg(long, default_value_t = 40)]
+        devices: u32,
+        /// PATH=KIND[xN], KIND one of 429, 429@SECS, 401, 403, 5xx, expire, slow@MS, empty.
+        #[arg(long)]
+        fault: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check each enabled sync source's token and permission.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -197,8 +238,23 @@ fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()>
             state.period = shadowscope::domain::Period { days: s.period_days };
         }
     }
+    let config = match FileConfig::load(cli.config.as_deref()) {
+        Ok((file, path)) => file.require_sync(&path).cloned().map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let sync = shadowscope::event::SyncSetup { db: db.to_path_buf(), catalog: Catalog::builtin(), config };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    rt.block_on(shadowscope::event::run_console(backend, state))
+    rt.block_on(shadowscope::event::run_console(backend, state, sync))
+}
+
+/// A progress line per page on stderr, only when stderr is a terminal.
+fn progress_printer() -> impl Fn(SyncProgress) {
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    move |p: SyncProgress| {
+        if tty {
+            eprintln!("{}", run::progress_line(&p));
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -206,7 +262,22 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let default_db = cli.db.clone().unwrap_or_else(store::default_path);
     match &cli.command {
-        Some(Command::Demo { users, days, seed, no_ui }) => {
+        Some(Command::Demo { users, days, no_ui, live: true, .. }) => {
+            let path = cli.db.clone().unwrap_or_else(demo_path);
+            remove_cache(&path).with_context(|| format!("cannot replace {}", path.display()))?;
+            let opts = FakeTenantOptions {
+                users: *users,
+                devices: (*users * 4 / 5).max(1),
+                days: (*days).clamp(1, 30),
+                ..Default::default()
+            };
+            let outcome = run::demo_live_blocking(&path, Catalog::builtin(), opts, &progress_printer())?;
+            eprint!("{}", run::format_report(&outcome));
+            if !no_ui {
+                console(&path, &cli, format!("demo live ({})", path.display()))?;
+            }
+        }
+        Some(Command::Demo { users, days, seed, no_ui, live: false }) => {
             let path = cli.db.clone().unwrap_or_else(demo_path);
             remove_cache(&path).with_context(|| format!("cannot replace {}", path.display()))?;
             let store = Store::open(&path)?;
@@ -438,6 +509,50 @@ fn main() -> anyhow::Result<()> {
                 ScopedProfile { name: name.clone(), include_groups: include.clone(), exclude_groups: exclude.clone() };
             store.save_profile(&p, &store::write::os_user(), shadowscope::runtime::wall_clock())?;
             println!("profile {} saved", display_safe(name));
+        }
+        Some(Command::Sync { source, since }) => {
+            if cli.read_only {
+                anyhow::bail!("--read-only: sync is disabled");
+            }
+            let (file, path) = FileConfig::load(cli.config.as_deref())?;
+            let mut cfg = file.require_sync(&path)?.clone();
+            let only = source
+                .as_deref()
+                .map(|s| {
+                    run::parse_source(s).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "unknown source {}; one of: {}",
+                            display_safe(s),
+                            run::source_slugs().join(", ")
+                        )
+                    })
+                })
+                .transpose()?;
+            if let Some(d) = since {
+                let now = cfg.as_of_unix.unwrap_or_else(shadowscope::runtime::wall_clock);
+                run::apply_since(&mut cfg, d, now)?;
+            }
+            let outcome =
+                run::sync_and_push_blocking(&default_db, Catalog::builtin(), &cfg, only, &progress_printer())?;
+            print!("{}", run::format_report(&outcome));
+            if !outcome.is_ok() {
+                std::process::exit(1);
+            }
+        }
+        Some(Command::Config { command: ConfigCommand::Check }) => {
+            let (file, path) = FileConfig::load(cli.config.as_deref())?;
+            let checks = run::check_blocking(file.require_sync(&path)?)?;
+            print!("{}", run::format_checks(&checks));
+            if !run::checks_ok(&checks) {
+                std::process::exit(1);
+            }
+        }
+        Some(Command::FakeTenant { port, users, devices, fault }) => {
+            let faults =
+                fault.iter().map(|f| run::parse_fault(f)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+            let opts =
+                FakeTenantOptions { port: *port, users: *users, devices: *devices, faults, ..Default::default() };
+            run::serve_fake_tenant_blocking(opts, &mut |text| println!("{text}\nCtrl-C stops it."))?;
         }
         Some(Command::Info) => {
             println!("cache:   {}", default_db.display());

@@ -32,8 +32,8 @@ impl Backend {
         Backend { store, catalog, actor: os_user(), now: wall_clock }
     }
 
-    /// Executes one effect. `Quit`, `Copy`, `SetMouse` and `SaveSession` belong to the terminal
-    /// loop and are ignored here.
+    /// Executes one effect. `Quit`, `Copy`, `SetMouse`, `SaveSession` and `Sync` belong to the
+    /// terminal loop and are ignored here.
     pub fn handle(&mut self, effect: Effect) -> Vec<Msg> {
         match effect {
             Effect::Load { req, route, period } => match self.load(route, period) {
@@ -64,7 +64,7 @@ impl Backend {
                 Err(e) => Msg::Failed { error: format!("Export to {} failed: {e}", display_safe(&path)) },
             }],
             Effect::Import { path } => vec![self.import(&path)],
-            Effect::Copy(_) | Effect::SetMouse(_) | Effect::SaveSession(_) | Effect::Quit => Vec::new(),
+            Effect::Sync | Effect::Copy(_) | Effect::SetMouse(_) | Effect::SaveSession(_) | Effect::Quit => Vec::new(),
         }
     }
 
@@ -272,6 +272,7 @@ impl Backend {
                     profiles: &s.profiles()?,
                     groups: &s.device_groups()?,
                     outbox: s.outbox_totals()?,
+                    sync: &s.sync_states()?,
                 })
             }
             Route::User(id) => {

@@ -294,3 +294,21 @@ fn severity_alerts_and_scoped_tags_from_the_keyboard() {
     assert_eq!(h.backend.store.app_tag_profile(id).unwrap().as_deref(), Some("no-kiosks"));
     assert!(h.screen().contains("indicator change(s) queued"), "{}", h.screen());
 }
+
+#[test]
+fn sync_command_runs_once_and_reports_in_the_header() {
+    let mut h = Harness::new(120, 30);
+    let fx = app::update::run_command(&mut h.state, "sync");
+    assert_eq!(fx, vec![Effect::Sync]);
+    // A second :sync while one runs is refused.
+    assert!(app::update::run_command(&mut h.state, "sync").is_empty());
+    assert!(matches!(&h.state.mode, Mode::Command { error: Some(e), .. } if e.contains("already running")));
+    h.state.mode = Mode::Normal;
+    let fx = app::update(&mut h.state, Msg::SyncProgress { text: "MDE devices: 120 rows, 2 pages".into() });
+    h.run(fx);
+    assert!(h.screen().contains("sync: MDE devices: 120 rows"), "{}", h.screen());
+    let fx = app::update(&mut h.state, Msg::SyncFinished { ok: true, text: "Sync: 120 rows".into() });
+    h.run(fx);
+    assert!(h.state.sync.is_none());
+    assert!(h.screen().contains("Sync: 120 rows"));
+}

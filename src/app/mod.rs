@@ -204,6 +204,9 @@ pub enum Effect {
         tag: Tag,
         profile: Option<String>,
     },
+    /// Start a background sync (the event loop owns the thread; answers `Msg::SyncProgress`
+    /// and `Msg::SyncFinished`).
+    Sync,
     Copy(String),
     SetMouse(bool),
     SaveSession(Session),
@@ -248,6 +251,14 @@ pub enum Msg {
     },
     /// Entities resolved for `:user x` / `:app x` / `:device x`.
     Open(Route),
+    /// One line of background-sync progress for the header.
+    SyncProgress {
+        text: String,
+    },
+    SyncFinished {
+        ok: bool,
+        text: String,
+    },
     TagPreview {
         apps: Vec<AppId>,
         profile: Option<String>,
@@ -279,6 +290,8 @@ pub struct State {
     pub width: u16,
     pub height: u16,
     pub read_only: bool,
+    /// Progress of a background sync while one runs.
+    pub sync: Option<String>,
     pub mouse: bool,
     pub no_color: bool,
     /// Source description for the header (cache path / demo).
@@ -298,6 +311,7 @@ impl State {
             width: 80,
             height: 24,
             read_only: false,
+            sync: None,
             mouse: false,
             no_color: false,
             source: source.into(),

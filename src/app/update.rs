@@ -41,6 +41,20 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Open(route) => push(state, route),
+        Msg::SyncProgress { text } => {
+            if state.sync.is_some() {
+                state.sync = Some(text);
+            }
+            Vec::new()
+        }
+        Msg::SyncFinished { ok, text } => {
+            state.sync = None;
+            set_status(state, text, !ok);
+            for e in &mut state.stack {
+                e.stale = true;
+            }
+            reload_current(state)
+        }
         Msg::TagPreview { apps, profile, preview } => {
             if let Mode::Confirm(Pending::Tag { apps: a, profile: p, preview: slot, .. }) = &mut state.mode
                 && a.iter().map(|(id, _)| *id).eq(apps.iter().copied())
@@ -684,8 +698,14 @@ pub fn run_command(state: &mut State, input: &str) -> Vec<Effect> {
             vec![Effect::Import { path: rest.to_string() }]
         }
         "sync" => {
-            set_status(state, "Sync: run `shadowscope sync` (console sync arrives with the sync engine).".into(), true);
-            Vec::new()
+            if state.read_only {
+                return command_error(state, input, "read-only session: sync writes the cache and is disabled");
+            }
+            if state.sync.is_some() {
+                return command_error(state, input, "a sync is already running (progress in the header)");
+            }
+            state.sync = Some("starting…".into());
+            vec![Effect::Sync]
         }
         _ => command_error(state, input, "unknown command (Tab completes; ? lists keys)"),
     }

@@ -8,6 +8,7 @@ use crate::domain::{AlertId, Day, IdentityRisk, RiskLevel, Severity, Tag};
 use crate::store::audit::AuditEntry;
 use crate::store::governance::{OutboxEntry, OutboxTotals};
 use crate::store::queries::{AlertRow, AppRow, DayPoint, DeviceRow, DomainRow, EdgeRow, UsageRow, UserRow};
+use crate::store::sync_sink::SyncState;
 
 fn text(s: &str) -> Cell {
     Cell::Text(s.to_string())
@@ -551,6 +552,7 @@ pub struct SettingsRows<'a> {
     pub profiles: &'a [ScopedProfile],
     pub groups: &'a [String],
     pub outbox: OutboxTotals,
+    pub sync: &'a [SyncState],
 }
 
 pub fn settings(r: SettingsRows<'_>) -> ViewData {
@@ -592,7 +594,7 @@ pub fn settings(r: SettingsRows<'_>) -> ViewData {
             ("Device groups".into(), if r.groups.is_empty() { "none known".into() } else { r.groups.join(", ") }),
         ],
         notes: vec![
-            "+/- change the selected severity · :severity [global|POLICY] LEVEL · :profile NAME include|exclude G1,G2"
+            "+/- change the selected severity · :severity [global|POLICY] LEVEL · :profile NAME include|exclude G1,G2 · :sync"
                 .into(),
         ],
         trend: Vec::new(),
@@ -607,6 +609,25 @@ pub fn settings(r: SettingsRows<'_>) -> ViewData {
                 title: "Scoped profiles".into(),
                 columns: vec![col("Profile", 20, 0, false), col("Include", 30, 0, false), col("Exclude", 30, 0, false)],
                 rows: profile_rows,
+                default_sort: None,
+            },
+            Table {
+                title: "Last sync".into(),
+                columns: vec![col("Source", 22, 0, false), col("When", 16, 0, false), col("Error / what to do", 40, 1, false)],
+                rows: r
+                    .sync
+                    .iter()
+                    .map(|s| Row {
+                        cells: vec![
+                            text(&s.source),
+                            s.last_run.map(Cell::Time).unwrap_or_else(|| text("never")),
+                            text(s.last_error.as_deref().unwrap_or("ok")),
+                        ],
+                        target: None,
+                        key: s.source.clone(),
+                        item: None,
+                    })
+                    .collect(),
                 default_sort: None,
             },
         ],

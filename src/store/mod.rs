@@ -8,9 +8,13 @@
 //! while the writer writes.
 pub mod audit;
 pub mod governance;
+pub mod outbox;
 pub mod queries;
 pub mod schema;
+pub mod sync_sink;
 pub mod write;
+
+pub use sync_sink::StoreSink;
 
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;

@@ -271,9 +271,16 @@ CREATE TABLE sync_state(
 ) STRICT;
 "#;
 
-/// Alerts remember every device a trigger involved (the row's `device_id` is the first, for the
-/// pivot); apps remember when their tag was set (use before an Unsanctioned tag broke no rule).
+/// Governance and sync: alerts remember every device a trigger involved (the row's `device_id`
+/// is the first, for the pivot); apps remember when their tag was set (use before an
+/// Unsanctioned tag broke no rule) and MDCA's own app id; MDE machine tags; the lookups the sync
+/// sink and the outbox pusher make on every page.
 const V2: &str = r#"
 ALTER TABLE alerts ADD COLUMN devices TEXT NOT NULL DEFAULT '';
 ALTER TABLE apps ADD COLUMN tag_since INTEGER;
+ALTER TABLE devices ADD COLUMN mde_tags TEXT;
+ALTER TABLE apps ADD COLUMN mdca_id TEXT;
+CREATE INDEX apps_by_lower_name ON apps(lower(name));
+CREATE INDEX alerts_by_key ON alerts(dedup_key);
+CREATE INDEX outbox_by_status ON outbox(status, id);
 "#;

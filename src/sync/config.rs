@@ -180,6 +180,8 @@ pub struct SourcesConfig {
     pub risky_users: bool,
     pub discovered_apps: bool,
     pub mdca_alerts: bool,
+    /// Push the governance outbox (MDE indicators, needs `Ti.ReadWrite.All`) after each sync.
+    pub indicators: bool,
 }
 
 impl Default for SourcesConfig {
@@ -194,6 +196,7 @@ impl Default for SourcesConfig {
             risky_users: true,
             discovered_apps: true,
             mdca_alerts: false,
+            indicators: false,
         }
     }
 }
@@ -210,6 +213,7 @@ impl SourcesConfig {
             risky_users: true,
             discovered_apps: true,
             mdca_alerts: true,
+            indicators: true,
         }
     }
     pub fn none() -> SourcesConfig {
@@ -223,6 +227,7 @@ impl SourcesConfig {
             risky_users: false,
             discovered_apps: false,
             mdca_alerts: false,
+            indicators: false,
         }
     }
 }

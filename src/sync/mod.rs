@@ -19,6 +19,8 @@ pub mod loganalytics;
 pub mod mdca;
 pub mod mde;
 pub mod memory_sink;
+pub mod push;
+pub mod run;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
