@@ -32,7 +32,8 @@ fn save_session(s: &app::Session) {
         if let Some(dir) = p.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let _ = std::fs::write(p, json);
+        // The stack names users and devices under investigation: owner-only, like the cache.
+        let _ = crate::runtime::write_private(&p.to_string_lossy(), &json);
     }
 }
 

@@ -231,17 +231,18 @@ fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()>
     state.status = locked.map(|text| app::Status { text, error: true });
     state.no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     if let Some(s) = shadowscope::event::load_session() {
-        if let Some(route) = s.route.as_deref().and_then(app::update::route_from_name) {
-            state.stack = vec![app::Entry::new(route)];
-        }
-        if s.period_days > 0 || s.route.is_some() {
-            state.period = shadowscope::domain::Period { days: s.period_days };
-        }
+        app::update::restore_session(&mut state, &s);
     }
-    let config = match FileConfig::load(cli.config.as_deref()) {
-        Ok((file, path)) => file.require_sync(&path).cloned().map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+    // A broken config file stops here with the bad entry named, before the terminal is taken.
+    let (file, path) = FileConfig::load(cli.config.as_deref())?;
+    let in_file = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+    if let Some(keys) = &file.keys {
+        state.keymap = app::keymap::Keymap::with_overrides(keys).map_err(|e| in_file(&e))?;
+    }
+    if let Some(theme) = &file.theme {
+        state.palette = app::palette::Palette::with_overrides(theme).map_err(|e| in_file(&e))?;
+    }
+    let config = file.require_sync(&path).cloned().map_err(|e| e.to_string());
     let sync = shadowscope::event::SyncSetup { db: db.to_path_buf(), catalog: Catalog::builtin(), config };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(shadowscope::event::run_console(backend, state, sync))

@@ -62,6 +62,18 @@ impl Harness {
         self.state.current().focused().and_then(|t| t.selected_row()).map(|r| r.key.clone()).unwrap_or_default()
     }
 
+    /// The characters drawn underlined (the filter's matches).
+    fn underlined(&self) -> String {
+        let mut t = Terminal::new(TestBackend::new(self.state.width, self.state.height)).unwrap();
+        t.draw(|f| shadowscope::ui::render(f, &self.state)).unwrap();
+        let buf = t.backend().buffer().clone();
+        buf.content()
+            .iter()
+            .filter(|c| c.modifier.contains(ratatui::style::Modifier::UNDERLINED))
+            .map(|c| c.symbol().to_string())
+            .collect()
+    }
+
     fn screen(&self) -> String {
         let mut t = Terminal::new(TestBackend::new(self.state.width, self.state.height)).unwrap();
         t.draw(|f| shadowscope::ui::render(f, &self.state)).unwrap();
@@ -142,6 +154,8 @@ fn filter_sort_and_tag_with_confirmation_and_undo() {
     let t = h.state.current().focused().unwrap();
     assert!(!t.visible.is_empty() && t.visible.len() < t.table.rows.len());
     assert!(h.selected_key().starts_with(&h.summary.genai_app), "{}", h.selected_key());
+    // The matched characters are highlighted (underlined: visible without colour too).
+    assert!(h.underlined().contains(&h.summary.genai_app), "{}", h.underlined());
     // u asks first; n cancels and nothing changes.
     h.key(Key::ch('u'));
     assert!(matches!(h.state.mode, Mode::Confirm(_)));
@@ -311,4 +325,42 @@ fn sync_command_runs_once_and_reports_in_the_header() {
     h.run(fx);
     assert!(h.state.sync.is_none());
     assert!(h.screen().contains("Sync: 120 rows"));
+}
+
+#[test]
+fn the_whole_pivot_stack_survives_a_restart() {
+    let mut h = Harness::new(120, 30);
+    h.key(Key::plain(KeyCode::Enter)); // the riskiest user
+    let user_route = h.state.current().route;
+    h.key(Key::ch('/'));
+    h.keys("lt");
+    h.key(Key::plain(KeyCode::Enter));
+    let selected = h.selected_key();
+    let fx = app::update(&mut h.state, Msg::Key(Key::ch('q')));
+    let Some(Effect::SaveSession(session)) = fx.into_iter().find(|e| matches!(e, Effect::SaveSession(_))) else {
+        panic!("no session saved")
+    };
+    let json = serde_json::to_string(&session).unwrap();
+
+    // A new console on the same cache.
+    let mut h2 = Harness::new(120, 30);
+    let mut fresh = State::new("test cache");
+    (fresh.width, fresh.height) = (120, 30);
+    app::update::restore_session(&mut fresh, &serde_json::from_str(&json).unwrap());
+    h2.state = fresh;
+    let fx = app::update::start(&mut h2.state);
+    h2.run(fx);
+    assert_eq!(h2.state.stack.len(), 2);
+    assert_eq!(h2.state.current().route, user_route);
+    assert_eq!(h2.state.current().focused().unwrap().filter, "lt");
+    assert_eq!(h2.selected_key(), selected);
+    // Back goes to the Users list it came from.
+    h2.key(Key::plain(KeyCode::Esc));
+    assert_eq!(h2.state.current().route, Route::Users);
+
+    // Another cache: only the top-level view is restored, never ids from elsewhere.
+    let mut other = State::new("another cache");
+    app::update::restore_session(&mut other, &serde_json::from_str(&json).unwrap());
+    assert_eq!(other.stack.len(), 1);
+    assert_eq!(other.current().route, Route::Users);
 }

@@ -152,19 +152,220 @@ pub const BINDINGS: &[Binding] = &[
     b(Action::Quit, &[Key::ch('q'), Key::ctrl('c')], "q", "quit", true),
 ];
 
-pub fn action_for(key: Key) -> Option<Action> {
-    BINDINGS.iter().find(|b| b.keys.contains(&key)).map(|b| b.action)
+/// `TagUnsanctioned` → `tag_unsanctioned`: the name an action has in the config file's `[keys]`.
+pub fn config_name(a: Action) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{a:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
-/// The hint bar: label + short help of the bindings marked `hint`.
-pub fn hints() -> Vec<(&'static str, &'static str)> {
-    BINDINGS.iter().filter(|b| b.hint).map(|b| (b.label, b.help.split([' ', '(']).next().unwrap_or(b.help))).collect()
+/// Parses `x`, `X`, `ctrl-x`, `enter`, `esc`, `tab`, `backtab`, `space`, `backspace`, arrows,
+/// `pgup`/`pgdn`, `home`/`end`, `f1`–`f12`.
+pub fn parse_key(s: &str) -> Option<Key> {
+    let t = s.trim();
+    if let Some(rest) = t.strip_prefix("ctrl-").or_else(|| t.strip_prefix("C-")) {
+        let mut cs = rest.chars();
+        return match (cs.next(), cs.next()) {
+            (Some(c), None) if c.is_ascii_alphanumeric() => Some(Key::ctrl(c.to_ascii_lowercase())),
+            _ => None,
+        };
+    }
+    let mut cs = t.chars();
+    if let (Some(c), None) = (cs.next(), cs.next()) {
+        return (!c.is_control()).then_some(Key::ch(c));
+    }
+    let code = match t.to_ascii_lowercase().as_str() {
+        "enter" | "return" => KeyCode::Enter,
+        "esc" | "escape" => KeyCode::Esc,
+        "tab" => KeyCode::Tab,
+        "backtab" | "shift-tab" => KeyCode::BackTab,
+        "space" => return Some(Key::ch(' ')),
+        "backspace" => KeyCode::Backspace,
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "pgup" | "pageup" => KeyCode::PageUp,
+        "pgdn" | "pagedown" => KeyCode::PageDown,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        f if f.starts_with('f') => match f[1..].parse::<u8>() {
+            Ok(n @ 1..=12) => KeyCode::F(n),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(Key::plain(code))
+}
+
+/// How a key is written in the help and the hint bar.
+pub fn key_label(k: Key) -> String {
+    let base = match k.code {
+        KeyCode::Char(' ') => "Space".to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Esc => "Esc".into(),
+        KeyCode::Tab => "Tab".into(),
+        KeyCode::BackTab => "S-Tab".into(),
+        KeyCode::Backspace => "Bksp".into(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::Left => "←".into(),
+        KeyCode::Right => "→".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::Home => "Home".into(),
+        KeyCode::End => "End".into(),
+        KeyCode::F(n) => format!("F{n}"),
+        other => format!("{other:?}"),
+    };
+    if k.ctrl { format!("C-{base}") } else { base }
+}
+
+/// One action with the keys it has in this session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    pub action: Action,
+    pub keys: Vec<Key>,
+    pub label: String,
+    pub help: &'static str,
+    pub hint: bool,
+}
+
+/// The session's key map: the built-in table with the config file's `[keys]` applied. The
+/// reducer, the `?` help and the hint bar all read this one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keymap {
+    pub bound: Vec<Bound>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeymapError {
+    #[error("[keys] {0}: no such action (actions: {1})")]
+    UnknownAction(String, String),
+    #[error("[keys] {action}: {key:?} is not a key (write e.g. \"U\", \"ctrl-u\", \"f3\", \"enter\")")]
+    BadKey { action: String, key: String },
+    #[error("[keys] {action}: give a key or a list of keys")]
+    BadValue { action: String },
+    #[error("[keys] {first} and {second} are both bound to {key}")]
+    Conflict { first: String, second: String, key: String },
+}
+
+impl Default for Keymap {
+    fn default() -> Keymap {
+        Keymap {
+            bound: BINDINGS
+                .iter()
+                .map(|b| Bound {
+                    action: b.action,
+                    keys: b.keys.to_vec(),
+                    label: b.label.into(),
+                    help: b.help,
+                    hint: b.hint,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Keymap {
+    /// The defaults with `[keys]` applied: `action = "K"` or `action = ["K", "ctrl-k"]` replaces
+    /// that action's keys. Errors name the offending entry.
+    pub fn with_overrides(table: &toml::Table) -> Result<Keymap, KeymapError> {
+        let mut map = Keymap::default();
+        for (name, value) in table {
+            let Some(b) = map.bound.iter_mut().find(|b| config_name(b.action) == *name) else {
+                let all: Vec<String> = BINDINGS.iter().map(|b| config_name(b.action)).collect();
+                return Err(KeymapError::UnknownAction(crate::sanitize::display_safe(name).into(), all.join(", ")));
+            };
+            let texts: Vec<&str> = match value {
+                toml::Value::String(s) => vec![s.as_str()],
+                toml::Value::Array(a) if !a.is_empty() => a.iter().filter_map(|v| v.as_str()).collect(),
+                _ => return Err(KeymapError::BadValue { action: name.clone() }),
+            };
+            if let toml::Value::Array(a) = value
+                && texts.len() != a.len()
+            {
+                return Err(KeymapError::BadValue { action: name.clone() });
+            }
+            let mut keys = Vec::new();
+            for t in texts {
+                let k = parse_key(t).ok_or_else(|| KeymapError::BadKey {
+                    action: name.clone(),
+                    key: crate::sanitize::display_safe(t).into(),
+                })?;
+                keys.push(k);
+            }
+            b.label = keys.first().map(|k| key_label(*k)).unwrap_or_default();
+            b.keys = keys;
+        }
+        let mut seen: std::collections::HashMap<Key, Action> = std::collections::HashMap::new();
+        for b in &map.bound {
+            for k in &b.keys {
+                if let Some(other) = seen.insert(*k, b.action) {
+                    return Err(KeymapError::Conflict {
+                        first: config_name(other),
+                        second: config_name(b.action),
+                        key: key_label(*k),
+                    });
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    pub fn action_for(&self, key: Key) -> Option<Action> {
+        self.bound.iter().find(|b| b.keys.contains(&key)).map(|b| b.action)
+    }
+
+    /// The hint bar: label + short help of the bindings marked `hint`.
+    pub fn hints(&self) -> Vec<(&str, &str)> {
+        self.bound
+            .iter()
+            .filter(|b| b.hint)
+            .map(|b| (b.label.as_str(), b.help.split([' ', '(']).next().unwrap_or(b.help)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    fn table(text: &str) -> toml::Table {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn config_overrides_rebind_and_errors_name_the_entry() {
+        let m = Keymap::with_overrides(&table("tag_unsanctioned = \"U\"\nundo = [\"ctrl-z\", \"f9\"]")).unwrap();
+        assert_eq!(m.action_for(Key::ch('U')), Some(Action::TagUnsanctioned));
+        assert_eq!(m.action_for(Key::ch('u')), None);
+        assert_eq!(m.action_for(Key::ctrl('z')), Some(Action::Undo));
+        assert_eq!(m.action_for(Key::plain(KeyCode::F(9))), Some(Action::Undo));
+        // The hint bar and help follow the config.
+        assert!(m.hints().contains(&("U", "tag")), "{:?}", m.hints());
+        let e = Keymap::with_overrides(&table("tag_unsanctiond = \"U\"")).unwrap_err().to_string();
+        assert!(e.starts_with("[keys] tag_unsanctiond: no such action") && e.contains("tag_unsanctioned"), "{e}");
+        let e = Keymap::with_overrides(&table("undo = \"ctrl+\"")).unwrap_err().to_string();
+        assert!(e.contains("[keys] undo") && e.contains("\"ctrl+\""), "{e}");
+        let e = Keymap::with_overrides(&table("undo = \"q\"")).unwrap_err().to_string();
+        assert_eq!(e, "[keys] undo and quit are both bound to q");
+        assert!(Keymap::with_overrides(&table("undo = 3")).is_err());
+        assert_eq!(config_name(Action::GoSettings), "go_settings");
+        assert_eq!(parse_key("space"), Some(Key::ch(' ')));
+        assert_eq!(parse_key("f13"), None);
+    }
 
     #[test]
     fn no_key_is_bound_twice() {
@@ -174,8 +375,9 @@ mod tests {
                 assert!(seen.insert(*k), "{k:?} bound twice");
             }
         }
-        assert_eq!(action_for(Key::ch('q')), Some(Action::Quit));
-        assert_eq!(action_for(Key::ctrl('c')), Some(Action::Quit));
-        assert_eq!(action_for(Key::ch('Q')), None);
+        let m = Keymap::default();
+        assert_eq!(m.action_for(Key::ch('q')), Some(Action::Quit));
+        assert_eq!(m.action_for(Key::ctrl('c')), Some(Action::Quit));
+        assert_eq!(m.action_for(Key::ch('Q')), None);
     }
 }

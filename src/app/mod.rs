@@ -1,6 +1,7 @@
 //! Application state and the pure reducer. `update(&mut State, Msg) -> Vec<Effect>` performs no
 //! I/O and reads no clock: everything it needs arrives in the message.
 pub mod keymap;
+pub mod palette;
 pub mod table;
 pub mod update;
 pub mod views;
@@ -79,11 +80,22 @@ pub struct Entry {
     pub error: Option<String>,
     /// Data changed underneath (a tag, a new period): reload when shown again.
     pub stale: bool,
+    /// Saved filter / sort / selection to apply when the data first arrives.
+    pub restore: Option<SavedStep>,
 }
 
 impl Entry {
     pub fn new(route: Route) -> Entry {
-        Entry { route, data: None, tables: Vec::new(), pane: 0, pending: None, error: None, stale: false }
+        Entry {
+            route,
+            data: None,
+            tables: Vec::new(),
+            pane: 0,
+            pending: None,
+            error: None,
+            stale: false,
+            restore: None,
+        }
     }
     pub fn focused(&self) -> Option<&TableView> {
         self.tables.get(self.pane)
@@ -225,6 +237,27 @@ pub enum EntityKind {
 pub struct Session {
     pub route: Option<String>,
     pub period_days: u32,
+    /// The cache the stack belongs to (ids mean nothing in another cache).
+    #[serde(default)]
+    pub source: String,
+    /// The whole pivot stack with each step's filter, sort and selection.
+    #[serde(default)]
+    pub stack: Vec<SavedStep>,
+    #[serde(default)]
+    pub cursor: usize,
+}
+
+/// One pivot step as saved between sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SavedStep {
+    /// `apps`, `user:42`, `user-on-device:42:7` …
+    pub route: String,
+    pub pane: usize,
+    /// Title of the focused table, and its filter / sort / selected row key.
+    pub table: String,
+    pub filter: String,
+    pub sort: Option<(usize, bool)>,
+    pub selected: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -290,6 +323,10 @@ pub struct State {
     pub width: u16,
     pub height: u16,
     pub read_only: bool,
+    /// Keys in effect (defaults + the config file's `[keys]`).
+    pub keymap: keymap::Keymap,
+    /// Colours in effect (defaults + the config file's `[theme]`).
+    pub palette: palette::Palette,
     /// Progress of a background sync while one runs.
     pub sync: Option<String>,
     pub mouse: bool,
@@ -311,6 +348,8 @@ impl State {
             width: 80,
             height: 24,
             read_only: false,
+            keymap: keymap::Keymap::default(),
+            palette: palette::Palette::default(),
             sync: None,
             mouse: false,
             no_color: false,

@@ -8,6 +8,28 @@ use nucleo_matcher::{Config, Matcher, Utf32Str};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
+/// Character positions of `text` matched by the fuzzy `filter` (empty when it does not match).
+pub fn match_positions(filter: &str, text: &str) -> Vec<usize> {
+    if filter.trim().is_empty() {
+        return Vec::new();
+    }
+    thread_local! {
+        // A matcher owns a sizeable scratch matrix: one per thread, not one per drawn cell.
+        static MATCHER: std::cell::RefCell<Matcher> = std::cell::RefCell::new(Matcher::new(Config::DEFAULT));
+    }
+    let pattern = Pattern::parse(filter, CaseMatching::Ignore, Normalization::Smart);
+    let mut buf = Vec::new();
+    let mut idx = Vec::new();
+    let found = MATCHER.with(|m| pattern.indices(Utf32Str::new(text, &mut buf), &mut m.borrow_mut(), &mut idx));
+    if found.is_none() {
+        return Vec::new();
+    }
+    let mut out: Vec<usize> = idx.into_iter().map(|i| i as usize).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Text(String),
@@ -145,6 +167,11 @@ impl TableView {
     }
 
     /// Re-applies filter and sort, keeping the selected row selected when it survives.
+    /// Character positions of `text` that the current filter matches, for highlighting.
+    pub fn match_positions(&self, text: &str) -> Vec<usize> {
+        match_positions(&self.filter, text)
+    }
+
     pub fn recompute(&mut self) {
         let keep = self.selected_row_index();
         let mut visible: Vec<usize> = if self.filter.trim().is_empty() {
@@ -250,6 +277,13 @@ impl TableView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn match_positions_mark_the_fuzzy_hits() {
+        assert_eq!(match_positions("dsk", "DeepSeek"), vec![0, 4, 7]);
+        assert!(match_positions("zz", "DeepSeek").is_empty());
+        assert!(match_positions("", "DeepSeek").is_empty());
+    }
 
     fn t() -> TableView {
         let rows = ["dropbox", "box", "mega", "google drive"]

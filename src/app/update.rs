@@ -1,7 +1,7 @@
 //! The reducer: (state, message) → new state + effects. Pure: no I/O, no clock.
-use super::keymap::{Action, Key, action_for};
+use super::keymap::{Action, Key};
 use super::table::{Cell, TableView};
-use super::{Effect, EntityKind, Entry, Item, Mode, Msg, Pending, Route, Session, State, Status, ViewData};
+use super::{Effect, EntityKind, Entry, Item, Mode, Msg, Pending, Route, SavedStep, Session, State, Status, ViewData};
 use crate::domain::{AppId, Period, Severity, Tag};
 use crossterm::event::KeyCode;
 
@@ -126,6 +126,19 @@ fn install(e: &mut Entry, data: ViewData) {
             v
         })
         .collect();
+    if let Some(r) = e.restore.take() {
+        if let Some(v) = e.tables.iter_mut().find(|t| t.table.title == r.table) {
+            v.filter = r.filter;
+            v.sort = r.sort;
+            v.recompute();
+            if let Some(k) = r.selected
+                && let Some(pos) = v.visible.iter().position(|&i| v.table.rows[i].key == k)
+            {
+                v.selected = pos;
+            }
+        }
+        e.pane = r.pane;
+    }
     e.pane = e.pane.min(e.tables.len().saturating_sub(1));
     e.data = Some(data);
     e.pending = None;
@@ -162,7 +175,7 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
         return quit(state);
     }
     match state.mode.clone() {
-        Mode::Normal => match action_for(key) {
+        Mode::Normal => match state.keymap.action_for(key) {
             Some(a) => on_action(state, a),
             None => Vec::new(),
         },
@@ -228,7 +241,28 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
 
 fn quit(state: &mut State) -> Vec<Effect> {
     state.quit = true;
-    let session = Session { route: Some(route_name(state.current().route)), period_days: state.period.days };
+    let stack = state
+        .stack
+        .iter()
+        .map(|e| {
+            let t = e.focused();
+            SavedStep {
+                route: route_token(e.route),
+                pane: e.pane,
+                table: t.map(|t| t.table.title.clone()).unwrap_or_default(),
+                filter: t.map(|t| t.filter.clone()).unwrap_or_default(),
+                sort: t.and_then(|t| t.sort),
+                selected: t.and_then(|t| t.selected_row()).map(|r| r.key.clone()),
+            }
+        })
+        .collect();
+    let session = Session {
+        route: Some(route_name(state.current().route)),
+        period_days: state.period.days,
+        source: state.source.clone(),
+        stack,
+        cursor: state.cursor,
+    };
     vec![Effect::SaveSession(session), Effect::Quit]
 }
 
@@ -244,6 +278,60 @@ pub fn route_name(r: Route) -> String {
         Route::Settings => "settings",
     }
     .into()
+}
+
+/// A route as text for the session file: list names, or `kind:id`.
+pub fn route_token(r: Route) -> String {
+    match r {
+        Route::User(u) => format!("user:{}", u.0),
+        Route::Device(d) => format!("device:{}", d.0),
+        Route::App(a) => format!("app:{}", a.0),
+        Route::UserOnDevice(u, d) => format!("user-on-device:{}:{}", u.0, d.0),
+        list => route_name(list),
+    }
+}
+
+pub fn route_from_token(s: &str) -> Option<Route> {
+    let mut parts = s.split(':');
+    let kind = parts.next()?;
+    let mut id = || parts.next().and_then(|x| x.parse::<i64>().ok());
+    Some(match kind {
+        "user" if s.contains(':') => Route::User(crate::domain::UserId(id()?)),
+        "device" if s.contains(':') => Route::Device(crate::domain::DeviceId(id()?)),
+        "app" if s.contains(':') => Route::App(AppId(id()?)),
+        "user-on-device" => {
+            let u = id()?;
+            Route::UserOnDevice(crate::domain::UserId(u), crate::domain::DeviceId(id()?))
+        }
+        _ => return route_from_name(s),
+    })
+}
+
+/// Rebuilds the pivot stack of a saved session (if it belongs to this cache): every step with
+/// its filter, sort and selection, restored when its data arrives.
+pub fn restore_session(state: &mut State, s: &Session) {
+    if s.period_days > 0 || s.route.is_some() {
+        state.period = Period { days: s.period_days };
+    }
+    let steps: Vec<Entry> = if s.source == state.source {
+        s.stack
+            .iter()
+            .filter_map(|step| {
+                let mut e = Entry::new(route_from_token(&step.route)?);
+                e.restore = Some(step.clone());
+                Some(e)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !steps.is_empty() {
+        state.cursor = s.cursor.min(steps.len() - 1);
+        state.stack = steps;
+    } else if let Some(route) = s.route.as_deref().and_then(route_from_name) {
+        state.stack = vec![Entry::new(route)];
+        state.cursor = 0;
+    }
 }
 
 pub fn route_from_name(s: &str) -> Option<Route> {

@@ -2,7 +2,6 @@
 //! (via `safe`) before it becomes a span; nothing here reads the cache, the network or the clock.
 pub mod theme;
 
-use crate::app::keymap::{BINDINGS, hints};
 use crate::app::table::{Cell, Column, TableView, human_bytes};
 use crate::app::{Entry, Mode, Pending, Route, State, detail_header_height};
 use crate::sanitize::display_safe;
@@ -43,7 +42,7 @@ fn fit(s: &str, w: usize) -> String {
 
 pub fn render(f: &mut Frame<'_>, state: &State) {
     let area = f.area();
-    let theme = Theme::new(state.no_color);
+    let theme = Theme::new(state.no_color, state.palette);
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let msg = format!(
             "Terminal too small: need {MIN_WIDTH}×{MIN_HEIGHT}, have {}×{}. Enlarge it, or press q to quit.",
@@ -72,7 +71,7 @@ pub fn render(f: &mut Frame<'_>, state: &State) {
     }
     render_footer(f, footer, state, &theme);
     match &state.mode {
-        Mode::Help => render_help(f, area, &theme),
+        Mode::Help => render_help(f, area, state, &theme),
         Mode::Confirm(p) => render_confirm(f, area, p, &theme),
         Mode::History { selected } => render_history(f, area, state, *selected, &theme),
         _ => {}
@@ -171,14 +170,37 @@ fn render_footer(f: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         }
         _ => {
             let mut spans = Vec::new();
-            for (k, h) in hints() {
-                spans.push(Span::styled(k, theme.key()));
+            for (k, h) in state.keymap.hints() {
+                spans.push(Span::styled(k.to_string(), theme.key()));
                 spans.push(Span::raw(format!(" {h}  ")));
             }
             Line::from(spans)
         }
     };
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// A text cell with the characters the filter matched underlined (visible without colour too).
+fn highlighted(text: &str, w: usize, filter: &str, theme: &Theme) -> Line<'static> {
+    let shown = fit(&safe(text), w);
+    let hits = crate::app::table::match_positions(filter, &shown);
+    if hits.is_empty() {
+        return Line::raw(shown);
+    }
+    let hit = theme.accent().add_modifier(Modifier::UNDERLINED);
+    let spans: Vec<Span<'static>> =
+        shown
+            .chars()
+            .enumerate()
+            .map(|(i, ch)| {
+                if hits.binary_search(&i).is_ok() {
+                    Span::styled(ch.to_string(), hit)
+                } else {
+                    Span::raw(ch.to_string())
+                }
+            })
+            .collect();
+    Line::from(spans)
 }
 
 fn cell_span(c: &Cell, w: usize, theme: &Theme) -> Span<'static> {
@@ -271,11 +293,15 @@ fn render_table(f: &mut Frame<'_>, area: Rect, view: &TableView, focused: bool, 
         .take(body_h)
         .map(|(pos, &ri)| {
             let row = &view.table.rows[ri];
-            let cells: Vec<Span> = cols
+            let cells: Vec<Line> = cols
                 .iter()
                 .map(|&ci| {
                     let w = view.table.columns[ci].width as usize;
-                    row.cells.get(ci).map(|c| cell_span(c, w, theme)).unwrap_or_default()
+                    match row.cells.get(ci) {
+                        Some(Cell::Text(t)) if !view.filter.is_empty() => highlighted(t, w, &view.filter, theme),
+                        Some(c) => Line::from(cell_span(c, w, theme)),
+                        None => Line::default(),
+                    }
                 })
                 .collect();
             let mut style = Style::default();
@@ -443,8 +469,10 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
 }
 
-fn render_help(f: &mut Frame<'_>, area: Rect, theme: &Theme) {
-    let lines: Vec<Line> = BINDINGS
+fn render_help(f: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
+    let lines: Vec<Line> = state
+        .keymap
+        .bound
         .iter()
         .map(|b| Line::from(vec![Span::styled(format!("{:>8}  ", b.label), theme.key()), Span::raw(b.help)]))
         .collect();
