@@ -55,17 +55,24 @@ fn main() -> anyhow::Result<()> {
     let users = args.first().copied().unwrap_or(50_000);
     let days = args.get(1).copied().unwrap_or(90);
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("bench.db");
-    let store = Store::open(&path)?;
-    let t = Instant::now();
-    let s = generate(&store, Catalog::builtin(), &DemoOptions { users, days, ..Default::default() })?;
-    let gen_s = t.elapsed().as_secs_f64();
-    drop(store);
-    let size_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
-    println!(
-        "demo: {users} users, {days} days, {} devices, {} apps, {} facts: {gen_s:.2} s, cache {size_mb:.0} MB",
-        s.devices, s.apps, s.facts
-    );
+    // BENCH_DB=PATH reuses a cache made by `shadowscope --db PATH demo --no-ui …` (iterating on
+    // the console without regenerating); by default a fresh one is generated and timed.
+    let reuse = std::env::var_os("BENCH_DB").map(std::path::PathBuf::from).filter(|p| p.exists());
+    let path = reuse.clone().unwrap_or_else(|| dir.path().join("bench.db"));
+    if reuse.is_none() {
+        let store = Store::open(&path)?;
+        let t = Instant::now();
+        let s = generate(&store, Catalog::builtin(), &DemoOptions { users, days, ..Default::default() })?;
+        let gen_s = t.elapsed().as_secs_f64();
+        drop(store);
+        let size_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
+        println!(
+            "demo: {users} users, {days} days, {} devices, {} apps, {} facts: {gen_s:.2} s, cache {size_mb:.0} MB",
+            s.devices, s.apps, s.facts
+        );
+    } else {
+        println!("reusing {}", path.display());
+    }
 
     // First frame: open the cache, load the start view, draw.
     let t = Instant::now();

@@ -246,3 +246,31 @@ fn block_lists_come_from_the_unsanctioned_apps_in_the_cache() {
     let hosts = apply::blocklist(&store, Catalog::builtin(), BlocklistFormat::Hosts).unwrap();
     assert!(hosts.text.contains("0.0.0.0 deepseek.com"), "{}", hosts.text);
 }
+
+#[test]
+fn the_reduced_policy_input_finds_what_the_full_one_does() {
+    use shadowscope::actions::policy::{PolicyInput, PolicySettings, evaluate};
+    let (store, _) = demo();
+    // Make the data interesting for every policy: a high-risk user's apps, a second
+    // unsanctioned app, and a low floor so many pairs are upload candidates.
+    let dropbox = app(&store, "Dropbox");
+    tag(&store, dropbox, Tag::Unsanctioned, None);
+    let latest = store.latest_day().unwrap().unwrap();
+    for floor in [100 * 1024 * 1024, 1_000_000, 0] {
+        let settings = PolicySettings { upload_floor_bytes: floor, ..PolicySettings::default() };
+        let history_from = Day(latest.0 - settings.lookback_days - settings.baseline_days);
+        let window_from = Day(latest.0 - settings.lookback_days + 1);
+        let input = |usage| PolicyInput {
+            apps: store.policy_apps().unwrap(),
+            usage,
+            users: store.policy_users().unwrap(),
+            severities: store.policy_severities().unwrap(),
+            settings: settings.clone(),
+            device_names: Default::default(),
+        };
+        let full = evaluate(&input(store.usage_facts(history_from, None).unwrap()), latest);
+        let reduced = evaluate(&input(store.policy_usage(window_from, history_from, floor).unwrap()), latest);
+        assert!(!full.is_empty());
+        assert_eq!(full, reduced, "floor {floor}");
+    }
+}

@@ -166,8 +166,14 @@ pub fn evaluate_alerts(store: &Store, apps: Option<&[AppId]>) -> Result<AlertRun
         return Ok(AlertRun::default());
     };
     let settings = PolicySettings::default();
-    let from = crate::domain::Day(latest.0 - settings.lookback_days - settings.baseline_days);
-    let usage = store.usage_facts(from, apps)?;
+    let history_from = crate::domain::Day(latest.0 - settings.lookback_days - settings.baseline_days);
+    let usage = match apps {
+        Some(apps) => store.usage_facts(history_from, Some(apps))?,
+        None => {
+            let window_from = crate::domain::Day(latest.0 - settings.lookback_days + 1);
+            store.policy_usage(window_from, history_from, settings.upload_floor_bytes)?
+        }
+    };
     let devices: BTreeSet<DeviceId> = usage.iter().flat_map(|u| u.devices.iter().copied()).collect();
     let devices: Vec<DeviceId> = devices.into_iter().collect();
     let input = PolicyInput {

@@ -47,23 +47,6 @@ pub enum Cell {
 }
 
 impl Cell {
-    fn cmp_key(&self, other: &Cell) -> Ordering {
-        use Cell::*;
-        match (self, other) {
-            (Text(a), Text(b)) => a.to_lowercase().cmp(&b.to_lowercase()),
-            (Num(a), Num(b)) => a.cmp(b),
-            (Bytes(a), Bytes(b)) => a.cmp(b),
-            (Risk(a), Risk(b)) => a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal),
-            (UserRisk(a, ai), UserRisk(b, bi)) => a.cmp(b).then(ai.cmp(bi)),
-            (Tag(a), Tag(b)) => a.cmp(b),
-            (Day(a), Day(b)) => a.cmp(b),
-            (Time(a), Time(b)) => a.cmp(b),
-            (Spark(a), Spark(b)) => a.iter().sum::<u64>().cmp(&b.iter().sum::<u64>()),
-            (Sev(a), Sev(b)) => a.cmp(b),
-            _ => Ordering::Equal,
-        }
-    }
-
     /// Plain text of the cell (exports, copy, filter).
     pub fn plain(&self) -> String {
         match self {
@@ -148,6 +131,45 @@ pub struct TableView {
     pub offset: usize,
     /// Marked rows (indices into `table.rows`).
     pub marks: BTreeSet<usize>,
+    /// The last filter and the rows it matched (in row order), so typing one more character
+    /// rescans only those instead of the whole table.
+    matched: Option<(String, Vec<usize>)>,
+}
+
+/// A cell reduced to what sorting compares, computed once per row instead of per comparison.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum SortKey {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    None,
+}
+
+impl SortKey {
+    fn of(c: Option<&Cell>) -> SortKey {
+        match c {
+            Some(Cell::Text(s)) => SortKey::Text(s.to_lowercase()),
+            Some(Cell::Num(n)) => SortKey::Int(*n),
+            Some(Cell::Bytes(b)) => SortKey::Int(i64::try_from(*b).unwrap_or(i64::MAX)),
+            Some(Cell::Risk(r)) => SortKey::Float(f64::from(r.0)),
+            Some(Cell::UserRisk(s, ir)) => SortKey::Int(i64::from(*s) * 8 + ir.to_i64()),
+            Some(Cell::Tag(t)) => SortKey::Int(t.to_i64()),
+            Some(Cell::Day(d)) => SortKey::Int(d.map(|d| i64::from(d.0)).unwrap_or(i64::MIN)),
+            Some(Cell::Time(t)) => SortKey::Int(*t),
+            Some(Cell::Spark(v)) => SortKey::Int(v.iter().sum::<u64>().min(i64::MAX as u64) as i64),
+            Some(Cell::Sev(s)) => SortKey::Int(s.to_i64()),
+            None => SortKey::None,
+        }
+    }
+}
+
+/// Whether `new` can only match a subset of what `old` matched: one more plain character typed
+/// at the end. Negations, anchors and quoting break that, so they trigger a full rescan.
+fn narrows(old: &str, new: &str) -> bool {
+    !old.trim().is_empty()
+        && new.starts_with(old)
+        && !new.contains(['!', '^', '$', '\'', '\\'])
+        && !new[old.len()..].contains(' ')
 }
 
 impl TableView {
@@ -161,32 +183,39 @@ impl TableView {
             selected: 0,
             offset: 0,
             marks: BTreeSet::new(),
+            matched: None,
         };
         v.recompute();
         v
     }
 
-    /// Re-applies filter and sort, keeping the selected row selected when it survives.
     /// Character positions of `text` that the current filter matches, for highlighting.
     pub fn match_positions(&self, text: &str) -> Vec<usize> {
         match_positions(&self.filter, text)
     }
 
+    /// Re-applies filter and sort, keeping the selected row selected when it survives.
     pub fn recompute(&mut self) {
         let keep = self.selected_row_index();
         let mut visible: Vec<usize> = if self.filter.trim().is_empty() {
+            self.matched = None;
             (0..self.table.rows.len()).collect()
         } else {
+            let candidates: Vec<usize> = match self.matched.take() {
+                Some((old, rows)) if narrows(&old, &self.filter) => rows,
+                _ => (0..self.table.rows.len()).collect(),
+            };
             let mut matcher = Matcher::new(Config::DEFAULT);
             let pattern = Pattern::parse(&self.filter, CaseMatching::Ignore, Normalization::Smart);
             let mut buf = Vec::new();
-            let mut scored: Vec<(u32, usize)> = self
-                .table
-                .rows
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| pattern.score(Utf32Str::new(&r.key, &mut buf), &mut matcher).map(|s| (s, i)))
+            let mut scored: Vec<(u32, usize)> = candidates
+                .into_iter()
+                .filter_map(|i| {
+                    let r = self.table.rows.get(i)?;
+                    pattern.score(Utf32Str::new(&r.key, &mut buf), &mut matcher).map(|s| (s, i))
+                })
                 .collect();
+            self.matched = Some((self.filter.clone(), scored.iter().map(|&(_, i)| i).collect()));
             if self.sort.is_none() {
                 scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             }
@@ -194,15 +223,14 @@ impl TableView {
         };
         if let Some((c, desc)) = self.sort {
             let rows = &self.table.rows;
-            visible.sort_by(|&a, &b| {
-                let (ca, cb) = (rows[a].cells.get(c), rows[b].cells.get(c));
-                let o = match (ca, cb) {
-                    (Some(x), Some(y)) => x.cmp_key(y),
-                    _ => Ordering::Equal,
-                };
+            let mut keyed: Vec<(SortKey, usize)> =
+                visible.iter().map(|&i| (SortKey::of(rows.get(i).and_then(|r| r.cells.get(c))), i)).collect();
+            keyed.sort_unstable_by(|(ka, a), (kb, b)| {
+                let o = ka.partial_cmp(kb).unwrap_or(Ordering::Equal);
                 let o = if desc { o.reverse() } else { o };
-                o.then(a.cmp(&b))
+                o.then(a.cmp(b))
             });
+            visible = keyed.into_iter().map(|(_, i)| i).collect();
         }
         self.visible = visible;
         self.selected = keep
@@ -277,6 +305,58 @@ impl TableView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn big_table(n: usize) -> Table {
+        Table {
+            title: "t".into(),
+            columns: vec![col("Name", 10, 0, false), col("N", 5, 0, true)],
+            rows: (0..n)
+                .map(|i| Row {
+                    cells: vec![Cell::Text(format!("user{i:05}@contoso.com")), Cell::Num((i * 7919 % 1000) as i64)],
+                    target: None,
+                    key: format!("user{i:05}@contoso.com"),
+                    item: None,
+                })
+                .collect(),
+            default_sort: None,
+        }
+    }
+
+    #[test]
+    fn typing_on_narrows_like_a_full_rescan_and_sort_keys_order_rows() {
+        let mut v = TableView::new(big_table(3000));
+        for prefix in ["u", "us", "use", "user0", "user01", "user012"] {
+            v.filter = prefix.into();
+            v.recompute();
+            let incremental = v.visible.clone();
+            let mut fresh = TableView::new(big_table(3000));
+            fresh.filter = prefix.into();
+            fresh.recompute();
+            assert_eq!(incremental, fresh.visible, "{prefix}");
+        }
+        // Deleting a character widens again, and negation is not monotone: both rescan.
+        for f in ["user01", "user01 !user019", "user01 !user0199"] {
+            v.filter = f.into();
+            v.recompute();
+            let mut fresh = TableView::new(big_table(3000));
+            fresh.filter = f.into();
+            fresh.recompute();
+            assert_eq!(v.visible, fresh.visible, "{f}");
+        }
+        v.filter.clear();
+        v.sort_by(1);
+        let nums: Vec<i64> = v
+            .visible
+            .iter()
+            .map(|&i| match v.table.rows[i].cells[1] {
+                Cell::Num(n) => n,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert!(nums.windows(2).all(|w| w[0] >= w[1]), "descending numbers");
+        v.sort_by(0);
+        assert_eq!(v.table.rows[v.visible[0]].key, "user00000@contoso.com");
+    }
 
     #[test]
     fn match_positions_mark_the_fuzzy_hits() {

@@ -67,6 +67,16 @@ fn parse_device_list(s: &str) -> Vec<DeviceId> {
     s.split(',').filter_map(|x| x.trim().parse().ok()).map(DeviceId).collect()
 }
 
+fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageFact> {
+    Ok(UsageFact {
+        day: Day(r.get(0)?),
+        user: UserId(r.get(1)?),
+        app: AppId(r.get(2)?),
+        upload_bytes: u(r.get(3)?),
+        devices: parse_device_list(&r.get::<_, Option<String>>(4)?.unwrap_or_default()),
+    })
+}
+
 fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -306,15 +316,7 @@ impl Store {
         let base = "SELECT t.day, t.user_id, d.app_id, sum(t.bytes_up), group_concat(DISTINCT t.device_id)
              FROM traffic_daily t JOIN domains d ON d.id = t.domain_id
              WHERE t.day >= ?1 AND t.user_id != 0";
-        let map = |r: &rusqlite::Row<'_>| {
-            Ok(UsageFact {
-                day: Day(r.get(0)?),
-                user: UserId(r.get(1)?),
-                app: AppId(r.get(2)?),
-                upload_bytes: u(r.get(3)?),
-                devices: parse_device_list(&r.get::<_, Option<String>>(4)?.unwrap_or_default()),
-            })
-        };
+        let map = usage_row;
         let mut out = Vec::new();
         match apps {
             None => {
@@ -336,6 +338,56 @@ impl Store {
                 }
             }
         }
+        Ok(out)
+    }
+
+    /// Only the usage the policies can fire on, so a 50,000-user cache is not loaded whole:
+    /// in the window, pairs on an Unsanctioned app, of a high-risk user, or with a day's upload
+    /// above `floor`; and for those last ones (anomalous-upload candidates) their whole history
+    /// from `history_from`, which their baseline needs.
+    pub fn policy_usage(&self, window_from: Day, history_from: Day, floor: u64) -> Result<Vec<UsageFact>> {
+        let high = IdentityRisk::High.to_i64();
+        let mut st = self.conn.prepare(
+            "SELECT t.day, t.user_id, d.app_id, sum(t.bytes_up), group_concat(DISTINCT t.device_id)
+             FROM traffic_daily t JOIN domains d ON d.id = t.domain_id
+             WHERE t.day >= ?1 AND t.user_id != 0
+             GROUP BY t.day, t.user_id, d.app_id
+             HAVING sum(t.bytes_up) > ?2
+               OR d.app_id IN (SELECT id FROM apps WHERE tag = ?3)
+               OR t.user_id IN (SELECT id FROM users WHERE identity_risk = ?4)",
+        )?;
+        let mut window: Vec<UsageFact> = Vec::new();
+        for row in st.query_map(params![window_from.0, i(floor), Tag::Unsanctioned.to_i64(), high], usage_row)? {
+            window.push(row?);
+        }
+        let heavy: std::collections::BTreeSet<(UserId, AppId)> =
+            window.iter().filter(|f| f.upload_bytes > floor).map(|f| (f.user, f.app)).collect();
+        if heavy.is_empty() {
+            return Ok(window);
+        }
+        let mut out: Vec<UsageFact> = window.into_iter().filter(|f| !heavy.contains(&(f.user, f.app))).collect();
+        // Candidates' full history, through a temp table so the scan is one pass over the days.
+        self.conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS policy_pairs(user_id INTEGER, app_id INTEGER, PRIMARY KEY(user_id, app_id));
+             DELETE FROM policy_pairs;",
+        )?;
+        {
+            let mut ins = self.conn.prepare_cached("INSERT INTO policy_pairs(user_id, app_id) VALUES (?1, ?2)")?;
+            for (u, a) in &heavy {
+                ins.execute(params![u.0, a.0])?;
+            }
+        }
+        let mut st = self.conn.prepare(
+            "SELECT t.day, t.user_id, d.app_id, sum(t.bytes_up), group_concat(DISTINCT t.device_id)
+             FROM traffic_daily t JOIN domains d ON d.id = t.domain_id
+             JOIN policy_pairs p ON p.user_id = t.user_id AND p.app_id = d.app_id
+             WHERE t.day >= ?1
+             GROUP BY t.day, t.user_id, d.app_id",
+        )?;
+        for row in st.query_map([history_from.0], usage_row)? {
+            out.push(row?);
+        }
+        self.conn.execute_batch("DELETE FROM policy_pairs")?;
         Ok(out)
     }
 
