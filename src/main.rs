@@ -181,15 +181,15 @@ enum CatalogCommand {
 /// process's catalog before anything looks a host up.
 fn configure_catalog(cli: &Cli) -> anyhow::Result<&'static Catalog> {
     let dir = installed::user_catalog_dir();
-    let has_installed = match &dir {
-        Some(d) => !installed::installed_files(d)?.is_empty(),
-        None => false,
-    };
+    // An unreadable directory goes through `configured`, which reports it as a warning.
+    let has_installed = dir.as_deref().is_some_and(|d| installed::installed_files(d).map_or(true, |f| !f.is_empty()));
     if cli.catalog_files.is_empty() && !has_installed {
         return Ok(Catalog::active());
     }
     let c = installed::configured(dir.as_deref(), &cli.catalog_files)?;
     for e in &c.skipped {
+        // Also logged: the console takes the terminal over right after.
+        tracing::warn!("catalog file left out: {e}");
         eprintln!("warning: catalog file left out: {}", display_safe(&e.to_string()));
     }
     Ok(Catalog::install(c.catalog)?)

@@ -36,21 +36,25 @@ pub struct Configured {
     pub catalog: Catalog,
     /// Every user file merged, in merge order.
     pub files: Vec<PathBuf>,
-    /// Installed files that no longer parse (edited by hand since): left out with their
-    /// error, so that one bad file cannot lock the analyst out of every command.
+    /// Installed files that no longer parse (edited by hand since), or an unreadable
+    /// directory: left out with their error, so that one bad file cannot lock the analyst out
+    /// of every command.
     pub skipped: Vec<CatalogError>,
 }
 
 /// Built-in catalog + the installed files of `dir` + `extra` (`--catalog`). An `extra` file
 /// that does not parse is an error: the analyst asked for it on this very command line.
 pub fn configured(dir: Option<&Path>, extra: &[PathBuf]) -> Result<Configured, CatalogError> {
-    let installed = match dir {
-        Some(d) => installed_files(d)?,
-        None => Vec::new(),
+    let mut skipped = Vec::new();
+    let installed = match dir.map(installed_files).transpose() {
+        Ok(found) => found.unwrap_or_default(),
+        Err(e) => {
+            skipped.push(e);
+            Vec::new()
+        }
     };
     let mut catalog = Catalog::builtin().clone();
     let mut files = Vec::new();
-    let mut skipped = Vec::new();
     for f in installed {
         // Parse first so that a bad file leaves the catalog built so far untouched.
         match read_limited(&f).and_then(|bytes| catalog.clone().merge_user_bytes(&bytes, &f)) {

@@ -53,7 +53,8 @@ enum Target {
 }
 
 /// Mirrors how imports attribute a destination (`Store::intern_host` and the pipeline's
-/// `app:<appliance name>` keys), so that a reapply with an unchanged catalog moves nothing.
+/// `app:<appliance name>` keys), so that a reapply with an unchanged catalog moves nothing an
+/// import attributed.
 fn identify(name: &str, catalog: &Catalog) -> Target {
     if let Some(vendor) = name.strip_prefix("app:") {
         return match catalog.identify_vendor_app(vendor).and_then(|i| catalog.try_get(i)) {
