@@ -6,7 +6,7 @@ use shadowscope::actions::blocklist::BlocklistFormat;
 use shadowscope::actions::indicators::ScopedProfile;
 use shadowscope::actions::policy::PolicyKind;
 use shadowscope::app::{self, State};
-use shadowscope::catalog::Catalog;
+use shadowscope::catalog::{Catalog, installed};
 use shadowscope::config::FileConfig;
 use shadowscope::domain::{Severity, Tag};
 use shadowscope::ingest::pipeline::{self, ImportOptions};
@@ -33,6 +33,10 @@ struct Cli {
     /// The config file (default: $XDG_CONFIG_HOME/shadowscope/config.toml).
     #[arg(long, global = true, env = "SHADOWSCOPE_CONFIG")]
     config: Option<PathBuf>,
+    /// A user catalog file (TOML or CSV) merged for this run, after the installed ones
+    /// (`catalog import`). Repeatable; a later file wins.
+    #[arg(long = "catalog", global = true, value_name = "PATH")]
+    catalog_files: Vec<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -154,6 +158,81 @@ enum ConfigCommand {
 enum CatalogCommand {
     /// Show which app a host belongs to and the rule that matched.
     Lookup { hosts: Vec<String> },
+    /// Validate a user catalog file (TOML or CSV), install it for every later run and move the
+    /// cache's domains to the apps it now names.
+    Import { file: PathBuf },
+    /// Re-identify every domain in the cache with the current catalog (after editing an
+    /// installed file, or with --catalog).
+    Reapply,
+    /// Set an app's risk score (0–10, 10 = safest) or `clear` it; survives catalog updates.
+    Override {
+        app: String,
+        /// 0–10, or `clear` to go back to the catalog's score.
+        score: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "cli")]
+        reason: String,
+    },
+    /// List the installed user catalog files, in merge order.
+    Files,
+}
+
+/// Builds this run's catalog (built-in + installed files + `--catalog` files) and makes it the
+/// process's catalog before anything looks a host up.
+fn configure_catalog(cli: &Cli) -> anyhow::Result<&'static Catalog> {
+    let dir = installed::user_catalog_dir();
+    // An unreadable directory goes through `configured`, which reports it as a warning.
+    let has_installed = dir.as_deref().is_some_and(|d| installed::installed_files(d).map_or(true, |f| !f.is_empty()));
+    if cli.catalog_files.is_empty() && !has_installed {
+        return Ok(Catalog::active());
+    }
+    let c = installed::configured(dir.as_deref(), &cli.catalog_files)?;
+    for e in &c.skipped {
+        // Also logged: the console takes the terminal over right after.
+        tracing::warn!("catalog file left out: {e}");
+        eprintln!("warning: catalog file left out: {}", display_safe(&e.to_string()));
+    }
+    Ok(Catalog::install(c.catalog)?)
+}
+
+fn print_reapply(r: &store::catalog_sync::ReapplyReport) {
+    println!(
+        "cache: {} domain(s) checked, {} moved, {} app(s) created, {} re-scored, {} removed",
+        r.domains, r.moved, r.apps_created, r.apps_rescored, r.apps_removed
+    );
+    for m in &r.moves {
+        println!("    {}: {} → {}", display_safe(&m.domain), display_safe(&m.from), display_safe(&m.to));
+    }
+    if r.moved as usize > r.moves.len() {
+        println!("    … and {} more", r.moved as usize - r.moves.len());
+    }
+}
+
+/// Re-identifies the cache's domains with `catalog`, then lets the alert policies see the
+/// result. A cache that does not exist yet has nothing to update.
+fn reapply(db: &std::path::Path, catalog: &Catalog) -> anyhow::Result<()> {
+    if !db.exists() {
+        println!("cache: {} does not exist yet; nothing to update", db.display());
+        return Ok(());
+    }
+    let store = Store::open(db)?;
+    let r = store.reapply_catalog(catalog)?;
+    print_reapply(&r);
+    if r.moved > 0 || r.apps_rescored > 0 {
+        let a = apply::evaluate_alerts(&store, None)?;
+        eprintln!("alerts: {} new, {} updated", a.new, a.updated);
+    }
+    Ok(())
+}
+
+fn parse_score(s: &str) -> anyhow::Result<Option<f64>> {
+    if ["clear", "none", "reset"].iter().any(|c| s.eq_ignore_ascii_case(c)) {
+        return Ok(None);
+    }
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=10.0).contains(&v) => Ok(Some(v)),
+        _ => anyhow::bail!("score must be a number from 0 to 10 (10 = safest), or clear"),
+    }
 }
 
 fn init_logging() {
@@ -225,7 +304,7 @@ fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()>
         }
         Err(e) => return Err(e.into()),
     };
-    let backend = Backend::new(store, Catalog::builtin());
+    let backend = Backend::new(store, Catalog::active());
     let mut state = State::new(label);
     state.read_only = cli.read_only || locked.is_some();
     state.status = locked.map(|text| app::Status { text, error: true });
@@ -243,7 +322,7 @@ fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()>
         state.palette = app::palette::Palette::with_overrides(theme).map_err(|e| in_file(&e))?;
     }
     let config = file.require_sync(&path).cloned().map_err(|e| e.to_string());
-    let sync = shadowscope::event::SyncSetup { db: db.to_path_buf(), catalog: Catalog::builtin(), config };
+    let sync = shadowscope::event::SyncSetup { db: db.to_path_buf(), catalog: Catalog::active(), config };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(shadowscope::event::run_console(backend, state, sync))
 }
@@ -261,6 +340,7 @@ fn progress_printer() -> impl Fn(SyncProgress) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
+    let catalog = configure_catalog(&cli)?;
     let default_db = cli.db.clone().unwrap_or_else(store::default_path);
     match &cli.command {
         Some(Command::Demo { users, days, no_ui, live: true, .. }) => {
@@ -272,7 +352,7 @@ fn main() -> anyhow::Result<()> {
                 days: (*days).clamp(1, 30),
                 ..Default::default()
             };
-            let outcome = run::demo_live_blocking(&path, Catalog::builtin(), opts, &progress_printer())?;
+            let outcome = run::demo_live_blocking(&path, Catalog::active(), opts, &progress_printer())?;
             eprint!("{}", run::format_report(&outcome));
             if !no_ui {
                 console(&path, &cli, format!("demo live ({})", path.display()))?;
@@ -284,7 +364,7 @@ fn main() -> anyhow::Result<()> {
             let store = Store::open(&path)?;
             let started = Instant::now();
             let opts = shadowscope::demo::DemoOptions { users: *users, days: *days, seed: *seed, ..Default::default() };
-            let s = shadowscope::demo::generate(&store, Catalog::builtin(), &opts)?;
+            let s = shadowscope::demo::generate(&store, Catalog::active(), &opts)?;
             let took = started.elapsed();
             drop(store);
             eprintln!(
@@ -334,7 +414,7 @@ fn main() -> anyhow::Result<()> {
                     eprint!("\r{pct} {} lines, {:.0} lines/s ", p.lines, p.lines as f64 / secs);
                 }
             };
-            let reports = pipeline::import_paths(&store, Catalog::builtin(), files, &opts, &mut progress)?;
+            let reports = pipeline::import_paths(&store, Catalog::active(), files, &opts, &mut progress)?;
             if tty {
                 eprint!("\r");
             }
@@ -379,7 +459,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Some(Command::Catalog { command: CatalogCommand::Lookup { hosts } }) => {
-            let c = Catalog::builtin();
+            let c = catalog;
             for h in hosts {
                 match c.identify_host(h) {
                     shadowscope::catalog::Identified::App { idx, rule } => {
@@ -387,11 +467,11 @@ fn main() -> anyhow::Result<()> {
                         println!(
                             "{}\t{} ({})\t{}\trisk {:.1}\trule {}",
                             display_safe(h),
-                            a.name,
-                            a.id,
+                            display_safe(&a.name),
+                            display_safe(&a.id),
                             a.category.label(),
                             a.risk.score.0,
-                            rule
+                            display_safe(&rule)
                         );
                     }
                     shadowscope::catalog::Identified::Unknown { registrable } => {
@@ -403,6 +483,70 @@ fn main() -> anyhow::Result<()> {
                         );
                     }
                 }
+            }
+        }
+        Some(Command::Catalog { command: CatalogCommand::Import { file } }) => {
+            if cli.read_only {
+                anyhow::bail!("--read-only: catalog import is disabled");
+            }
+            let dir = installed::user_catalog_dir()
+                .ok_or_else(|| anyhow::anyhow!("no configuration directory (set XDG_CONFIG_HOME or HOME)"))?;
+            let done = installed::install_file(file, &dir)?;
+            println!(
+                "{}: {} app(s) added or overridden; installed as {}{}",
+                display_safe(&file.to_string_lossy()),
+                done.apps,
+                display_safe(&done.path.to_string_lossy()),
+                if done.replaced { " (replacing the earlier file of that name)" } else { "" }
+            );
+            // The catalog of this run was built before the file was installed.
+            let fresh = installed::configured(Some(&dir), &cli.catalog_files)?;
+            reapply(&default_db, &fresh.catalog)?;
+        }
+        Some(Command::Catalog { command: CatalogCommand::Reapply }) => {
+            if cli.read_only {
+                anyhow::bail!("--read-only: catalog reapply is disabled");
+            }
+            reapply(&default_db, catalog)?;
+        }
+        Some(Command::Catalog { command: CatalogCommand::Override { app, score, reason } }) => {
+            if cli.read_only {
+                anyhow::bail!("--read-only: score overrides are disabled");
+            }
+            let score = parse_score(score)?;
+            let store = Store::open(&default_db)?;
+            let id = store
+                .app_by_key_or_name(app)?
+                .ok_or_else(|| anyhow::anyhow!("no app named {} in the cache", display_safe(app)))?;
+            let user = store::write::os_user();
+            let c = store.set_risk_override(id, score, &user, reason, shadowscope::runtime::wall_clock())?;
+            println!(
+                "{}: score {:.1} → {:.1} ({})",
+                display_safe(&c.key),
+                c.old_score,
+                c.new_score,
+                match c.new_override {
+                    Some(_) => "override".to_string(),
+                    None => format!("catalog score {:.1}", c.catalog_score),
+                }
+            );
+            let a = apply::evaluate_alerts(&store, None)?;
+            if a.new + a.updated > 0 {
+                println!("alerts: {} new, {} updated", a.new, a.updated);
+            }
+        }
+        Some(Command::Catalog { command: CatalogCommand::Files }) => {
+            match installed::user_catalog_dir() {
+                Some(dir) => {
+                    println!("{}", dir.display());
+                    for f in installed::installed_files(&dir)? {
+                        println!("    {}", display_safe(&f.to_string_lossy()));
+                    }
+                }
+                None => println!("no configuration directory"),
+            }
+            for f in &cli.catalog_files {
+                println!("    {} (--catalog)", display_safe(&f.to_string_lossy()));
             }
         }
         Some(Command::Tag { app, state, profile, reason }) => {
@@ -417,7 +561,7 @@ fn main() -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("no app named {} in the cache", display_safe(app)))?;
             let user = store::write::os_user();
             let actor = Actor { name: &user, now: shadowscope::runtime::wall_clock() };
-            let o = apply::tag_apps(&store, Catalog::builtin(), &[id], tag, profile.as_deref(), reason, actor)?;
+            let o = apply::tag_apps(&store, Catalog::active(), &[id], tag, profile.as_deref(), reason, actor)?;
             for c in &o.changes {
                 println!(
                     "{}: {} → {} ({} indicator change(s) queued for MDE)",
@@ -442,7 +586,7 @@ fn main() -> anyhow::Result<()> {
                 anyhow::anyhow!("unknown format {}; `--format list` shows them", display_safe(format))
             })?;
             let store = Store::open_read_only(&default_db)?;
-            let b = apply::blocklist(&store, Catalog::builtin(), f)?;
+            let b = apply::blocklist(&store, Catalog::active(), f)?;
             write_out(output.as_deref(), &b.text)?;
             eprintln!("{} domain(s) as {}", b.domains, f.label());
             for r in &b.rejected {
@@ -483,7 +627,7 @@ fn main() -> anyhow::Result<()> {
                         .ok_or_else(|| anyhow::anyhow!("severity must be informational, low, medium or high"))?;
                     let user = store::write::os_user();
                     let actor = Actor { name: &user, now: shadowscope::runtime::wall_clock() };
-                    let o = apply::set_severity(&store, Catalog::builtin(), scope, sev, actor)?;
+                    let o = apply::set_severity(&store, Catalog::active(), scope, sev, actor)?;
                     println!(
                         "{scope_name}: {} → {} ({} open alert(s) re-labelled, {} indicator update(s) queued)",
                         o.old.map(Severity::as_str).unwrap_or("default"),
@@ -533,8 +677,7 @@ fn main() -> anyhow::Result<()> {
                 let now = cfg.as_of_unix.unwrap_or_else(shadowscope::runtime::wall_clock);
                 run::apply_since(&mut cfg, d, now)?;
             }
-            let outcome =
-                run::sync_and_push_blocking(&default_db, Catalog::builtin(), &cfg, only, &progress_printer())?;
+            let outcome = run::sync_and_push_blocking(&default_db, Catalog::active(), &cfg, only, &progress_printer())?;
             print!("{}", run::format_report(&outcome));
             if !outcome.is_ok() {
                 std::process::exit(1);

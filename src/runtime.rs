@@ -46,6 +46,7 @@ impl Backend {
                 Ok(None) => vec![Msg::Failed { error: format!("No app named {}", display_safe(&needle)) }],
                 Err(e) => vec![Msg::Failed { error: e.to_string() }],
             },
+            Effect::SetScore { needle, score } => vec![self.score(&needle, score)],
             Effect::PreviewTag { apps, profile } => vec![self.preview(apps, profile)],
             Effect::Undo { entry } => vec![self.undo(entry)],
             Effect::SetSeverity { scope, severity } => vec![self.severity(&scope, severity)],
@@ -98,6 +99,33 @@ impl Backend {
             },
             Err(e) => Msg::Failed { error: e.to_string() },
         }
+    }
+
+    /// The same store call as `shadowscope catalog override`.
+    fn score(&mut self, needle: &str, score: Option<f64>) -> Msg {
+        let r = (|| -> Result<Msg, StoreError> {
+            let Some(id) = self.store.app_by_key_or_name(needle)? else {
+                return Ok(Msg::Failed { error: format!("No app named {}", display_safe(needle)) });
+            };
+            let c = self.store.set_risk_override(id, score, &self.actor, "console", (self.now)())?;
+            let how = match c.new_override {
+                Some(_) => "override".to_string(),
+                None => format!("override cleared, catalog score {:.1}", c.catalog_score),
+            };
+            let alerts = match apply::evaluate_alerts(&self.store, None) {
+                Ok(a) => alert_note(&a),
+                Err(e) => format!("; alert policies failed: {e}"),
+            };
+            Ok(Msg::Done {
+                text: format!(
+                    "Score of {}: {:.1} → {:.1} ({how}){alerts}",
+                    display_safe(&c.key),
+                    c.old_score,
+                    c.new_score
+                ),
+            })
+        })();
+        r.unwrap_or_else(|e| Msg::Failed { error: e.to_string() })
     }
 
     fn preview(&self, apps: Vec<AppId>, profile: Option<String>) -> Msg {
@@ -153,6 +181,14 @@ impl Backend {
                         return Ok(Msg::Failed { error: "This change cannot be undone.".into() });
                     };
                     apply::set_alert_status(&self.store, AlertId(id), old, actor)?;
+                }
+                "score" => {
+                    let Some(app) = id_in("app_id").map(AppId) else {
+                        return Ok(Msg::Failed { error: "This change cannot be undone.".into() });
+                    };
+                    // "none" was no override: back to the catalog's score.
+                    let old = entry.old_value.parse::<f64>().ok();
+                    self.store.set_risk_override(app, old, &self.actor, "undo", actor.now)?;
                 }
                 _ => return Ok(Msg::Failed { error: format!("A {} entry cannot be undone.", entry.action) }),
             }

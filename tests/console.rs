@@ -364,3 +364,18 @@ fn the_whole_pivot_stack_survives_a_restart() {
     assert_eq!(other.stack.len(), 1);
     assert_eq!(other.current().route, Route::Users);
 }
+
+#[test]
+fn a_score_override_is_undone_from_the_audit_log() {
+    let mut h = Harness::new(120, 30);
+    let app = h.summary.genai_app.clone();
+    let id = h.backend.store.app_by_key_or_name(&app).unwrap().unwrap();
+    let before = h.backend.store.app(id, h.state.period).unwrap().unwrap().score;
+    let fx = app::update::run_command(&mut h.state, &format!("score {app} 1.5"));
+    h.run(fx);
+    assert_eq!(h.backend.store.app(id, h.state.period).unwrap().unwrap().score.0, 1.5);
+    h.key(Key::ch('6'));
+    assert!(h.selected_key().contains("score"), "{}", h.selected_key());
+    h.key(Key::ch('z'));
+    assert_eq!(h.backend.store.app(id, h.state.period).unwrap().unwrap().score, before);
+}

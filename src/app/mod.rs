@@ -216,6 +216,12 @@ pub enum Effect {
         tag: Tag,
         profile: Option<String>,
     },
+    /// `:score APP N|clear`: resolve the app, then set (`Some`, 0–10) or clear its score
+    /// override.
+    SetScore {
+        needle: String,
+        score: Option<f64>,
+    },
     /// Start a background sync (the event loop owns the thread; answers `Msg::SyncProgress`
     /// and `Msg::SyncFinished`).
     Sync,

@@ -620,6 +620,7 @@ pub const COMMANDS: &[&str] = &[
     "period ",
     "tag ",
     "severity ",
+    "score ",
     "profile ",
     "resolve",
     "dismiss",
@@ -729,6 +730,26 @@ pub fn run_command(state: &mut State, input: &str) -> Vec<Effect> {
                     command_error(state, input, "severity: :severity [global|POLICY] informational|low|medium|high")
                 }
             }
+        }
+        "score" => {
+            // :score APP N|clear — the app name may contain spaces, the score never does.
+            const USAGE: &str = "score: :score APP 0-10|clear (10 = safest)";
+            let mut parts = rest.rsplitn(2, ' ');
+            let (Some(value), Some(app)) = (parts.next(), parts.next().map(str::trim).filter(|a| !a.is_empty())) else {
+                return command_error(state, input, USAGE);
+            };
+            let score = if value.eq_ignore_ascii_case("clear") || value.eq_ignore_ascii_case("none") {
+                None
+            } else {
+                match value.parse::<f64>() {
+                    Ok(v) if (0.0..=10.0).contains(&v) => Some(v),
+                    _ => return command_error(state, input, USAGE),
+                }
+            };
+            if state.read_only {
+                return command_error(state, input, "read-only session: score overrides are disabled");
+            }
+            vec![Effect::SetScore { needle: app.to_string(), score }]
         }
         "profile" => {
             let mut parts = rest.split_whitespace();

@@ -14,7 +14,12 @@
 //!   dropped.
 //! * IPs: a few vendor-published CIDRs (Telegram, GitHub, public DNS resolvers).
 //! * Risk: see [`risk`] for the factor table.
-//! * User file: see [`user_file`] for the TOML and CSV formats.
+//! * User file: see [`user_file`] for the TOML and CSV formats; [`installed`] for the files
+//!   `catalog import` installs and every run merges.
+//! * One catalog per process: `main` builds it (built-in + installed files + `--catalog`
+//!   files) and [`Catalog::install`]s it before anything looks a host up; everything else asks
+//!   [`Catalog::active`].
+pub mod installed;
 pub mod matcher;
 pub mod risk;
 pub mod user_file;
@@ -24,7 +29,7 @@ mod asset;
 
 pub use matcher::{Rule, RuleId, RuleKind};
 pub use risk::{LocalEvidence, RiskSignals, risk_with_evidence};
-pub use user_file::CatalogError;
+pub use user_file::{CatalogError, UserFormat};
 
 use crate::domain::RiskScore;
 use crate::sanitize::display_safe;
@@ -262,6 +267,29 @@ impl Catalog {
         CATALOG.get_or_init(Catalog::parse_builtin)
     }
 
+    /// Makes `catalog` the one [`Catalog::active`] returns for the rest of the process.
+    /// Only possible before the first `active()` call, so that no part of a run ever sees two
+    /// catalogs. The catalog lives until the process ends.
+    pub fn install(catalog: Catalog) -> Result<&'static Catalog, CatalogError> {
+        if ACTIVE.get().is_some() {
+            return Err(CatalogError::AlreadyInstalled);
+        }
+        let leaked: &'static Catalog = Box::leak(Box::new(catalog));
+        ACTIVE.set(leaked).map_err(|_| CatalogError::AlreadyInstalled)?;
+        Ok(leaked)
+    }
+
+    /// The catalog of this process: the installed one, else the built-in one (which then
+    /// stays, see [`Catalog::install`]).
+    pub fn active() -> &'static Catalog {
+        ACTIVE.get_or_init(Catalog::builtin)
+    }
+
+    /// The built-in catalog plus user files, merged in order (a later file wins).
+    pub fn with_user_files(paths: &[impl AsRef<Path>]) -> Result<Catalog, CatalogError> {
+        paths.iter().try_fold(Catalog::builtin().clone(), |c, p| c.merge_user_file(p.as_ref()))
+    }
+
     /// Parses the embedded asset into a fresh catalog (what [`Catalog::builtin`] caches).
     pub fn parse_builtin() -> Catalog {
         let p = asset::parse(BUILTIN_ASSET);
@@ -296,8 +324,16 @@ impl Catalog {
     /// This catalog plus a user file.
     pub fn merge_user_file(self, path: &Path) -> Result<Catalog, CatalogError> {
         let entries = user_file::load(path)?;
-        let source = format!("user:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
-        Ok(self.merge(entries, &source))
+        Ok(self.merge(entries, &user_source(path)))
+    }
+
+    /// This catalog plus a user file already read (`path` names it in errors and its
+    /// extension picks the format). Returns the format the bytes were read as and how many
+    /// apps they define.
+    pub fn merge_user_bytes(self, bytes: &[u8], path: &Path) -> Result<(Catalog, UserFormat, usize), CatalogError> {
+        let (entries, format) = user_file::parse_bytes(bytes, path)?;
+        let n = entries.len();
+        Ok((self.merge(entries, &user_source(path)), format, n))
     }
 
     pub(crate) fn build(apps: Vec<CatalogApp>, metas: Vec<AppMeta>, rules: Vec<Rule>) -> Catalog {
@@ -504,6 +540,12 @@ impl Catalog {
             }
         }
     }
+}
+
+static ACTIVE: OnceLock<&'static Catalog> = OnceLock::new();
+
+fn user_source(path: &Path) -> String {
+    format!("user:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"))
 }
 
 /// Registrable domain ("eTLD+1") by the Public Suffix List; the host itself when it has none

@@ -28,23 +28,35 @@
 //! win over a built-in rule with the same kind and value; `aliases` and `ips` are added. Without
 //! `score` the risk is recomputed from the (possibly new) category.
 //!
-//! Errors name the file and the line (CSV, TOML syntax) or the key (`app[2].category`).
+//! Errors name the file and the line (`catalog.toml:7: app[1].score: expected a number`); a
+//! TOML error the line of which cannot be told (inline tables) names the key instead
+//! (`catalog.toml: app[2].category: …`).
 use super::matcher::{Rule, RuleKind, validate_regex};
 use super::{AppIdx, Category, Cidr};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: line {line}: {message}")]
+    /// Written `file:line: message`, as compilers do, so editors can jump to it.
+    #[error("{}:{line}: {message}", path.display())]
     Line { path: PathBuf, line: usize, message: String },
-    #[error("{path}: {key}: {message}")]
+    #[error("{}: {key}: {message}", path.display())]
     Key { path: PathBuf, key: String, message: String },
+    /// [`super::Catalog::install`] after the process already chose its catalog.
+    #[error("the catalog of this process is already in use; install it before the first look-up")]
+    AlreadyInstalled,
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One entry of a user file, validated.
@@ -65,6 +77,28 @@ pub(crate) struct UserApp {
 const MAX_BYTES: u64 = 16 << 20;
 
 pub(crate) fn load(path: &Path) -> Result<Vec<UserApp>, CatalogError> {
+    let bytes = read_limited(path)?;
+    parse_bytes(&bytes, path).map(|(apps, _)| apps)
+}
+
+/// The two user-file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserFormat {
+    Toml,
+    Csv,
+}
+
+impl UserFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            UserFormat::Toml => "toml",
+            UserFormat::Csv => "csv",
+        }
+    }
+}
+
+/// Reads a user file, refusing one larger than a catalog can plausibly be.
+pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, CatalogError> {
     let io = |source| CatalogError::Io { path: path.to_path_buf(), source };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_BYTES {
@@ -74,14 +108,60 @@ pub(crate) fn load(path: &Path) -> Result<Vec<UserApp>, CatalogError> {
             message: format!("{len} bytes is larger than the {MAX_BYTES}-byte limit"),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(io)?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let bytes = std::fs::read(path).map_err(io)?;
+    // The file may have grown between the two calls.
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(CatalogError::Key {
+            path: path.to_path_buf(),
+            key: "file".into(),
+            message: format!("larger than the {MAX_BYTES}-byte limit"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Parses the bytes of a user file; `path` names it in errors and its extension picks the
+/// format (anything but `.toml` / `.csv` is tried as TOML, then CSV).
+pub(crate) fn parse_bytes(bytes: &[u8], path: &Path) -> Result<(Vec<UserApp>, UserFormat), CatalogError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| CatalogError::Line {
+        path: path.to_path_buf(),
+        line: line_of_bytes(bytes, e.valid_up_to()),
+        message: "not UTF-8 text".into(),
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
-        Some("toml") => parse_toml(text, path),
-        Some("csv") => parse_csv(text, path),
-        _ => parse_toml(text, path).or_else(|e| parse_csv(text, path).map_err(|_| e)),
+        Some("toml") => parse_toml(text, path).map(|a| (a, UserFormat::Toml)),
+        Some("csv") => parse_csv(text, path).map(|a| (a, UserFormat::Csv)),
+        _ => parse_toml(text, path)
+            .map(|a| (a, UserFormat::Toml))
+            .or_else(|e| parse_csv(text, path).map(|a| (a, UserFormat::Csv)).map_err(|_| e)),
     }
+}
+
+fn line_of_bytes(bytes: &[u8], offset: usize) -> usize {
+    bytes.get(..offset).map(|b| memchr::memchr_iter(b'\n', b).count() + 1).unwrap_or(1)
+}
+
+/// Line of `field` inside the `index`-th `[[app]]` table, for errors the parsed table cannot
+/// place (it keeps no spans). `None` for inline tables (`app = [{ … }]`).
+fn toml_line_of(text: &str, index: usize, field: Option<&str>) -> Option<usize> {
+    let is_header = |l: &str| {
+        let l = l.trim_start();
+        l.starts_with("[[") && l.trim_start_matches('[').trim_start().starts_with("app")
+    };
+    let mut headers = text.lines().enumerate().filter(|(_, l)| is_header(l));
+    let (start, _) = headers.nth(index)?;
+    let Some(field) = field else { return Some(start + 1) };
+    let found = text.lines().enumerate().skip(start + 1).take_while(|(_, l)| !l.trim_start().starts_with('[')).find(
+        |(_, l)| {
+            l.trim_start()
+                .strip_prefix(field)
+                .or_else(|| l.trim_start().strip_prefix(&format!("\"{field}\"")))
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        },
+    );
+    Some(found.map_or(start, |(i, _)| i) + 1)
 }
 
 /// Which field of which entry a problem is in; turned into a [`CatalogError`] with the path.
@@ -158,7 +238,17 @@ fn parse_toml(text: &str, path: &Path) -> Result<Vec<UserApp>, CatalogError> {
         line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
         message: e.message().to_string(),
     })?;
-    let key_err = |key: String, message: String| CatalogError::Key { path: path.to_path_buf(), key, message };
+    let key_err = |key: String, message: String| {
+        // `app[3].score` → the line of `score =` in the fourth [[app]] table.
+        let place = key.strip_prefix("app[").and_then(|r| r.split_once(']')).and_then(|(i, rest)| {
+            let field = rest.strip_prefix('.').map(|f| f.split('.').next().unwrap_or(f));
+            toml_line_of(text, i.parse().ok()?, field)
+        });
+        match place {
+            Some(line) => CatalogError::Line { path: path.to_path_buf(), line, message: format!("{key}: {message}") },
+            None => CatalogError::Key { path: path.to_path_buf(), key, message },
+        }
+    };
     if let Some(k) = table.keys().find(|k| *k != "app") {
         return Err(key_err(k.clone(), "unknown top-level key (expected [[app]] tables)".into()));
     }

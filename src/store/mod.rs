@@ -7,6 +7,7 @@
 //! background sync) share the lock. Read-only connections never take it; WAL lets them read
 //! while the writer writes.
 pub mod audit;
+pub mod catalog_sync;
 pub mod governance;
 pub mod outbox;
 pub mod queries;

@@ -96,6 +96,19 @@ fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// What [`Store::set_risk_override`] changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreChange {
+    /// The app's key (`dropbox`, `unknown:example.com`).
+    pub key: String,
+    pub old_override: Option<f64>,
+    pub new_override: Option<f64>,
+    pub catalog_score: f64,
+    /// The effective score (override, else catalog) before and after.
+    pub old_score: f64,
+    pub new_score: f64,
+}
+
 /// The OS user, recorded as the actor of analyst actions.
 pub fn os_user() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
@@ -414,6 +427,50 @@ impl Store {
             )?;
             s.append_audit(ts, actor, "severity", key, old.map(Severity::as_str).unwrap_or(""), sev.as_str(), "")?;
             Ok(old)
+        })
+    }
+
+    /// Sets (`Some`, 0–10) or clears (`None`) the analyst's score for an app, with an audit
+    /// entry (action `score`, old → new override, `none` when there is none), and refreshes
+    /// the summaries that depend on scores — one transaction. The override lives beside the
+    /// catalog score, so catalog updates never overwrite it.
+    pub fn set_risk_override(
+        &self,
+        app: AppId,
+        score: Option<f64>,
+        actor: &str,
+        reason: &str,
+        ts: i64,
+    ) -> Result<ScoreChange> {
+        if let Some(s) = score
+            && !(0.0..=10.0).contains(&s)
+        {
+            return Err(StoreError::Invalid(format!("a score is 0–10 (10 = safest), not {s}")));
+        }
+        self.in_transaction(|s| {
+            let row: Option<(String, Option<f64>, f64, f64)> = s
+                .conn
+                .query_row("SELECT key, risk_override, catalog_score, score FROM apps WHERE id = ?1", [app.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let Some((key, old_override, catalog_score, old_score)) = row else {
+                return Err(StoreError::Invalid(format!("no app with id {app}")));
+            };
+            s.conn.execute(
+                "UPDATE apps SET risk_override = ?2, score = coalesce(?2, catalog_score) WHERE id = ?1",
+                params![app.0, score],
+            )?;
+            let shown = |v: Option<f64>| v.map_or_else(|| "none".to_string(), |v| format!("{v:.1}"));
+            let new_score = score.unwrap_or(catalog_score);
+            let detail = serde_json::json!({
+                "app_id": app.0, "reason": reason, "catalog_score": catalog_score,
+                "old_score": old_score, "new_score": new_score,
+            })
+            .to_string();
+            s.append_audit(ts, actor, "score", &key, &shown(old_override), &shown(score), &detail)?;
+            s.refresh_summaries_inner()?;
+            Ok(ScoreChange { key, old_override, new_override: score, catalog_score, old_score, new_score })
         })
     }
 
