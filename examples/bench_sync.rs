@@ -8,7 +8,7 @@ use shadowscope::catalog::Catalog;
 use shadowscope::store::Store;
 use shadowscope::sync::fake_tenant::{FakeTenantOptions, serve_fake_tenant};
 use shadowscope::sync::run::sync_into_store;
-use shadowscope::sync::{ApiKind, SourceKind};
+use shadowscope::sync::{ApiKind, ProgressPhase, SourceKind, SyncProgress};
 use std::io::Write;
 use std::time::Instant;
 
@@ -51,7 +51,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("with alerts_open_by_user (proposed schema index)");
     }
     let t0 = Instant::now();
-    let outcome = sync_into_store(&store, Catalog::builtin(), &cfg, &|_| {}).await;
+    // VmHWM only grows: the source after which it jumps is the one that set the peak.
+    let progress = |p: SyncProgress| {
+        if p.phase == ProgressPhase::Finished {
+            eprintln!("  after {:<36} VmHWM {} MiB", p.source.name(), vm_hwm_kib().unwrap_or(0) / 1024);
+        }
+    };
+    let outcome = sync_into_store(&store, Catalog::builtin(), &cfg, &progress).await;
     let wall = t0.elapsed();
     let report = outcome.sync;
     for e in report.errors() {
