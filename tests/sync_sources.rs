@@ -34,6 +34,7 @@ fn cfg_for(h: &shadowscope::sync::fake_tenant::FakeTenantHandle, f: &tempfile::N
     let mut cfg = h.sync_config(f.path());
     cfg.windows.mde_page_size = 7;
     cfg.windows.mdca_page_size = 10;
+    cfg.windows.mde_logon_batch = 16;
     cfg
 }
 
@@ -59,9 +60,11 @@ async fn full_sync_covers_every_source() {
     assert!(d.risk_score.is_some() && d.exposure_level.is_some() && d.device_group.is_some());
     assert!(d.last_seen_unix.is_some());
 
-    // Logon users: one call per machine, 2 users each.
+    // Logon users: one call per machine, 2 users each, committed 16 machines at a time.
     assert_eq!(sink.rows_of(SourceKind::LogonUsers), 80);
-    assert_eq!(sink.pages[&SourceKind::LogonUsers], 40);
+    assert_eq!(sink.pages[&SourceKind::LogonUsers], 3);
+    let calls = fake.requests().iter().filter(|r| r.path.ends_with("/logonusers")).count();
+    assert_eq!(calls, 40);
 
     // Risky users: users 3,13,23,33,43 → 5 over nextLink pages of 2.
     assert_eq!(sink.risky_users.len(), 5);

@@ -47,6 +47,8 @@ fn fake() -> Fake {
     let mut cfg = handle.sync_config(secret.path());
     cfg.windows.mde_page_size = 6;
     cfg.windows.mdca_page_size = 4;
+    // Several machines per logon-user transaction, so kills land inside and between batches.
+    cfg.windows.mde_logon_batch = 3;
     Fake { handle, _secret: secret, cfg, _rt: rt }
 }
 
@@ -285,6 +287,53 @@ fn killed_sync_resumes_to_the_same_cache() {
         let resumed = sync_and_push_blocking(&db, Catalog::builtin(), &f.cfg, None, &|_| {}).unwrap();
         assert!(resumed.is_ok(), "{}", run::format_report(&resumed));
         assert_eq!(snapshot(&db), expected, "killed at page {fail_at} of {total_pages}");
+    }
+}
+
+/// A machine whose logon users cannot be read, in the middle of a batch: the batch is not
+/// committed, the watermark names the last machine of the previous batch, and the resumed
+/// sync ends with exactly the cache of an uninterrupted one.
+#[test]
+fn logon_users_failing_mid_batch_resume_to_the_same_cache() {
+    let f = fake();
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.db");
+    assert!(sync_and_push_blocking(&whole, Catalog::builtin(), &f.cfg, None, &|_| {}).unwrap().is_ok());
+    let expected = snapshot(&whole);
+    let mut ids: Vec<String> = memory_run(&f.cfg)
+        .logons
+        .iter()
+        .filter_map(|l| l.device_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 20);
+    // Batches of 3: [0,1,2] [3,4,5] [6,7,8] ...; machine 7 is mid-batch.
+    for broken in [1usize, 7, 19] {
+        let db: PathBuf = dir.path().join(format!("broken-{broken}.db"));
+        let path = format!("/mde/api/machines/{}/logonusers", ids[broken]);
+        f.handle.add_fault(FaultRule::new(&path, FaultKind::ServerError(503), None));
+        let store = Store::open(&db).unwrap();
+        let failed = block_on(run_sync(&f.cfg, &mut StoreSink::new(&store, Catalog::builtin()), &|_| {}));
+        f.handle.clear_faults();
+        assert!(failed.error_for(SourceKind::LogonUsers).is_some(), "machine {broken} should have failed");
+        let wm = store.watermark(SourceKind::LogonUsers).unwrap();
+        drop(store);
+        let committed = broken / 3 * 3;
+        match committed.checked_sub(1) {
+            Some(last) => {
+                let wm = wm.expect("a batch was committed");
+                assert!(!wm.complete);
+                assert_eq!(wm.cursor.as_deref(), Some(ids[last].as_str()), "machine {broken}");
+            }
+            None => assert!(wm.is_none(), "nothing committed before machine {broken}"),
+        }
+        let logon_edges = q(&db, "SELECT count(DISTINCT device_id) FROM user_devices WHERE source = 'MDE logon users'");
+        assert_eq!(logon_edges, committed as i64, "machine {broken}");
+        let resumed = sync_and_push_blocking(&db, Catalog::builtin(), &f.cfg, None, &|_| {}).unwrap();
+        assert!(resumed.is_ok(), "{}", run::format_report(&resumed));
+        assert_eq!(snapshot(&db), expected, "broken machine {broken}");
     }
 }
 

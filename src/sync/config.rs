@@ -240,6 +240,9 @@ pub struct WindowConfig {
     pub mde_page_size: u32,
     /// `limit` for MDCA lists (documented max 100).
     pub mdca_page_size: u32,
+    /// Machines whose logon users share one transaction (and one watermark naming the last
+    /// of them): per-machine commits dominated large syncs.
+    pub mde_logon_batch: u32,
     /// First hunting window; halved while an answer reaches the row limit.
     pub hunting_window_hours: u32,
     /// How far back the first sync reaches (Advanced Hunting keeps 30 days).
@@ -261,6 +264,7 @@ impl Default for WindowConfig {
         WindowConfig {
             mde_page_size: 10_000,
             mdca_page_size: 100,
+            mde_logon_batch: 256,
             hunting_window_hours: 24,
             hunting_lookback_days: 30,
             hunting_row_limit: 100_000,
@@ -290,6 +294,9 @@ pub struct PacingConfig {
     pub max_retry_after_secs: u64,
     pub request_timeout_secs: u64,
     pub connect_timeout_secs: u64,
+    /// Logon-user requests (one per machine) in flight at once. The MDE quota still applies
+    /// through the token bucket when `enforce_quotas` is on; this only hides the latency.
+    pub mde_concurrency: u32,
 }
 
 impl Default for PacingConfig {
@@ -303,6 +310,7 @@ impl Default for PacingConfig {
             max_retry_after_secs: 300,
             request_timeout_secs: 210,
             connect_timeout_secs: 15,
+            mde_concurrency: 8,
         }
     }
 }
@@ -319,6 +327,7 @@ impl PacingConfig {
             max_retry_after_secs: 5,
             request_timeout_secs: 5,
             connect_timeout_secs: 2,
+            mde_concurrency: 8,
         }
     }
 }

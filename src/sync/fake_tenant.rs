@@ -136,13 +136,12 @@ struct Shared {
     opts: FakeTenantOptions,
     base_url: String,
     now_unix: i64,
-    device_ids: Vec<String>,
-    device_index: HashMap<String, usize>,
     faults: Mutex<Vec<FaultRule>>,
     tokens: Mutex<HashMap<String, IssuedToken>>,
     all_tokens: Mutex<Vec<String>>,
     token_counter: Mutex<u64>,
-    log: Mutex<Vec<RecordedRequest>>,
+    /// The most recent [`MAX_RECORDED`] requests.
+    log: Mutex<std::collections::VecDeque<RecordedRequest>>,
     indicators: Mutex<Vec<Value>>,
     indicator_seq: Mutex<u64>,
 }
@@ -178,7 +177,7 @@ impl FakeTenantHandle {
         &self.shared.opts
     }
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.shared.log.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
     }
     pub fn clear_requests(&self) {
         if let Ok(mut l) = self.shared.log.lock() {
@@ -228,19 +227,15 @@ pub async fn serve_fake_tenant(opts: FakeTenantOptions) -> Result<FakeTenantHand
         .map_err(|source| FakeTenantError::Bind { port: opts.port, source })?;
     let port = listener.local_addr().map_err(|source| FakeTenantError::Bind { port: opts.port, source })?.port();
     let base_url = format!("http://127.0.0.1:{port}");
-    let device_ids: Vec<String> = (0..opts.devices).map(|i| device_id(opts.seed, i)).collect();
-    let device_index = device_ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
     let shared = Arc::new(Shared {
         now_unix: opts.now_unix.unwrap_or_else(|| chrono::Utc::now().timestamp()),
         faults: Mutex::new(opts.faults.clone()),
         opts,
         base_url: base_url.clone(),
-        device_ids,
-        device_index,
         tokens: Mutex::new(HashMap::new()),
         all_tokens: Mutex::new(Vec::new()),
         token_counter: Mutex::new(0),
-        log: Mutex::new(Vec::new()),
+        log: Mutex::new(std::collections::VecDeque::new()),
         indicators: Mutex::new(Vec::new()),
         indicator_seq: Mutex::new(0),
     });
@@ -282,7 +277,7 @@ struct Response {
 }
 
 impl Response {
-    fn json(status: u16, v: &Value) -> Response {
+    fn json(status: u16, v: &impl serde::Serialize) -> Response {
         Response { status, headers: Vec::new(), body: serde_json::to_vec(v).unwrap_or_default() }
     }
     fn error(status: u16, code: &str, message: &str) -> Response {
@@ -291,6 +286,8 @@ impl Response {
 }
 
 const MAX_HEAD: usize = 64 * 1024;
+/// Tests inspect a few hundred requests; a 100,000-machine benchmark must not keep them all.
+pub const MAX_RECORDED: usize = 20_000;
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 async fn serve_conn(mut sock: TcpStream, st: Arc<Shared>) {
@@ -340,7 +337,10 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<Shared>) {
         let close = req.headers.get("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let resp = handle(&st, &req).await;
         if let Ok(mut log) = st.log.lock() {
-            log.push(RecordedRequest {
+            if log.len() >= MAX_RECORDED {
+                log.pop_front();
+            }
+            log.push_back(RecordedRequest {
                 method: req.method.clone(),
                 path: req.full.clone(),
                 body: String::from_utf8_lossy(req.body.get(..4096).unwrap_or(&req.body)).into_owned(),
@@ -624,9 +624,17 @@ fn h(seed: u64, parts: &[u64]) -> u64 {
     parts.iter().fold(mix(seed), |acc, p| mix(acc ^ p.wrapping_mul(0x0000_0100_0000_01B3)))
 }
 
+/// Looks random, but the last 8 hex digits carry the index (masked), so 100,000 machines need
+/// no id table to be served.
 fn device_id(seed: u64, i: u32) -> String {
-    let i = u64::from(i);
-    format!("{:016x}{:016x}{:08x}", h(seed, &[1, i]), h(seed, &[2, i]), h(seed, &[3, i]) as u32)
+    let n = u64::from(i);
+    format!("{:016x}{:016x}{:08x}", h(seed, &[1, n]), h(seed, &[2, n]), i ^ (h(seed, &[3]) as u32))
+}
+
+fn device_index(st: &Shared, id: &str) -> Option<u32> {
+    let tail = id.get(32..).filter(|t| t.len() == 8)?;
+    let i = u32::from_str_radix(tail, 16).ok()? ^ (h(st.opts.seed, &[3]) as u32);
+    (i < st.opts.devices && device_id(st.opts.seed, i) == id).then_some(i)
 }
 
 fn device_name(i: u32) -> String {
@@ -695,7 +703,7 @@ fn pick<'a>(items: &'a [&'a str], x: u64) -> &'a str {
 fn machine_json(st: &Shared, i: u32) -> Value {
     let s = st.opts.seed;
     let x = h(s, &[10, u64::from(i)]);
-    let id = st.device_ids.get(i as usize).cloned().unwrap_or_default();
+    let id = device_id(s, i);
     json!({
         "id": id,
         "computerDnsName": device_name(i),
@@ -738,10 +746,9 @@ fn machines(st: &Shared, req: &Request, empty: bool) -> Response {
 }
 
 fn logon_users(st: &Shared, id: &str, empty: bool) -> Response {
-    let Some(&d) = st.device_index.get(id) else {
+    let Some(d) = device_index(st, id) else {
         return Response::error(404, "ResourceNotFound", "Machine was not found");
     };
-    let d = d as u32;
     let users = st.opts.users.max(1);
     let mut us = vec![primary_user(st, d)];
     let second = (d.wrapping_mul(7).wrapping_add(3)) % users;
@@ -784,8 +791,22 @@ struct Agg {
     last: i64,
 }
 
-/// Traffic events in `[start, end)`, aggregated per day × host × device × account.
-fn traffic(st: &Shared, start: i64, end: i64, salt: u64) -> Vec<((i64, String, String, String), Agg)> {
+/// Traffic of one device to one host on one day; names are rendered only for rows served.
+struct TrafficKey {
+    day: i64,
+    host: u64,
+    device: u32,
+}
+
+impl TrafficKey {
+    fn names(&self, st: &Shared) -> (String, String, String) {
+        (host_name(self.host), device_name(self.device), upn(primary_user(st, self.device)))
+    }
+}
+
+/// Traffic events in `[start, end)`, aggregated per day × host × device × account, in a
+/// stable order (so a truncated answer is deterministic).
+fn traffic(st: &Shared, start: i64, end: i64, salt: u64) -> Vec<(TrafficKey, Agg)> {
     let (d0, d1) = days_range(st);
     let (from, to) = (start.div_euclid(86_400).max(d0), (end - 1).div_euclid(86_400).min(d1));
     let mut map: HashMap<(i64, u64, u32), Agg> = HashMap::new();
@@ -811,12 +832,50 @@ fn traffic(st: &Shared, start: i64, end: i64, salt: u64) -> Vec<((i64, String, S
             }
         }
     }
-    let mut rows: Vec<_> = map
-        .into_iter()
-        .map(|((day, host, d), a)| ((day, host_name(host), device_name(d), upn(primary_user(st, d))), a))
-        .collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    rows
+    let mut rows: Vec<_> = map.into_iter().collect();
+    rows.sort_unstable_by_key(|(k, _)| *k);
+    rows.into_iter().map(|((day, host, device), a)| (TrafficKey { day, host, device }, a)).collect()
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HuntingTrafficRow {
+    day: String,
+    host: String,
+    device_name: String,
+    account: String,
+    connections: u64,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HuntingLogonRow {
+    account: String,
+    device_name: String,
+    logon_count: u64,
+    first_seen: String,
+    last_seen: String,
+    logon_types: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_upn: Option<String>,
+    /// DeviceLogonEvents has the column (null here); IdentityLogonEvents does not.
+    #[serde(rename = "DeviceId", skip_serializing_if = "Option::is_none")]
+    device_id: Option<Option<String>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum HuntingRow {
+    Traffic(HuntingTrafficRow),
+    Logon(HuntingLogonRow),
+}
+
+#[derive(serde::Serialize)]
+struct HuntingAnswer {
+    #[serde(rename = "@odata.context")]
+    context: &'static str,
+    schema: [(); 0],
+    results: Vec<HuntingRow>,
 }
 
 /// Logon events in `[start, end)`: one per device per day (device logons) or per user per day
@@ -842,15 +901,15 @@ fn logons(st: &Shared, start: i64, end: i64, identity: bool) -> Vec<((String, St
             a.last = a.last.max(ts);
         }
     }
-    let mut rows: Vec<_> = map
-        .into_iter()
+    let mut rows: Vec<_> = map.into_iter().collect();
+    // Zero-padded names: numeric order is the names' order.
+    rows.sort_unstable_by_key(|(k, _)| *k);
+    rows.into_iter()
         .map(|((u, d), a)| {
             let account = if identity { upn(u) } else { format!("contoso\\user{u:06}") };
             ((account, device_name(d)), a)
         })
-        .collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    rows
+        .collect()
 }
 
 fn hunting(st: &Shared, req: &Request, empty: bool) -> Response {
@@ -862,40 +921,44 @@ fn hunting(st: &Shared, req: &Request, empty: bool) -> Response {
         return Response::error(400, "BadRequest", "Timespan start/end required by the fake");
     };
     let limit = st.opts.hunting_row_limit as usize;
-    let mut results: Vec<Value> = Vec::new();
+    let mut results: Vec<HuntingRow> = Vec::new();
     if empty || query.contains("take 1") {
         // Probes and empty mode.
     } else if query.starts_with("DeviceNetworkEvents") {
-        for ((day, host, dev, acct), a) in traffic(st, start, end, 0) {
-            results.push(json!({"Day": iso(day * 86_400), "Host": host, "DeviceName": dev, "Account": acct, "Connections": a.connections}));
-            if results.len() >= limit {
-                break;
-            }
+        for (k, a) in traffic(st, start, end, 0).into_iter().take(limit) {
+            let (host, device_name, account) = k.names(st);
+            results.push(HuntingRow::Traffic(HuntingTrafficRow {
+                day: iso(k.day * 86_400),
+                host,
+                device_name,
+                account,
+                connections: a.connections,
+            }));
         }
     } else if query.starts_with("DeviceLogonEvents") || query.starts_with("IdentityLogonEvents") {
         let identity = query.starts_with("Identity");
-        for ((acct, dev), a) in logons(st, start, end, identity) {
-            let mut row = json!({"Account": acct, "DeviceName": dev, "LogonCount": a.connections,
-                "FirstSeen": iso(a.first), "LastSeen": iso(a.last), "LogonTypes": ["Interactive"]});
-            if let Some(o) = row.as_object_mut() {
-                if identity {
-                    o.insert("AccountUpn".into(), acct.clone().into());
-                } else {
-                    o.insert("DeviceId".into(), Value::Null);
-                }
-            }
-            results.push(row);
-            if results.len() >= limit {
-                break;
-            }
+        for ((acct, dev), a) in logons(st, start, end, identity).into_iter().take(limit) {
+            results.push(HuntingRow::Logon(HuntingLogonRow {
+                account_upn: identity.then(|| acct.clone()),
+                device_id: (!identity).then_some(None),
+                account: acct,
+                device_name: dev,
+                logon_count: a.connections,
+                first_seen: iso(a.first),
+                last_seen: iso(a.last),
+                logon_types: ["Interactive"],
+            }));
         }
     } else {
         return Response::error(400, "BadRequest", "the fake does not know this table");
     }
     Response::json(
         200,
-        &json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
-            "schema": [], "results": results}),
+        &HuntingAnswer {
+            context: "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
+            schema: [],
+            results,
+        },
     )
 }
 
@@ -908,13 +971,17 @@ fn log_analytics(st: &Shared, req: &Request, empty: bool) -> Response {
     };
     let query = body.get("query").and_then(|q| q.as_str()).unwrap_or_default();
     let limit = st.opts.log_analytics_row_limit as usize;
-    let rows: Vec<Value> = if empty || query.contains("take 1") {
+    type LaRow = (String, String, String, String, u64, u64, u64);
+    let rows: Vec<LaRow> = if empty || query.contains("take 1") {
         Vec::new()
     } else {
         traffic(st, start, end, 0x1a)
             .into_iter()
             .take(limit)
-            .map(|((day, host, dev, acct), a)| json!([iso(day * 86_400), host, dev, acct, a.connections, a.up, a.down]))
+            .map(|(k, a)| {
+                let (host, dev, acct) = k.names(st);
+                (iso(k.day * 86_400), host, dev, acct, a.connections, a.up, a.down)
+            })
             .collect()
     };
     let columns = json!([
@@ -923,7 +990,17 @@ fn log_analytics(st: &Shared, req: &Request, empty: bool) -> Response {
         {"name": "Connections", "type": "long"}, {"name": "BytesUp", "type": "long"},
         {"name": "BytesDown", "type": "long"}
     ]);
-    Response::json(200, &json!({"tables": [{"name": "PrimaryResult", "columns": columns, "rows": rows}]}))
+    #[derive(serde::Serialize)]
+    struct Table {
+        name: &'static str,
+        columns: Value,
+        rows: Vec<LaRow>,
+    }
+    #[derive(serde::Serialize)]
+    struct Answer {
+        tables: [Table; 1],
+    }
+    Response::json(200, &Answer { tables: [Table { name: "PrimaryResult", columns, rows }] })
 }
 
 /// A Graph-style page of `total` items from `make`, with `$skiptoken` paging.

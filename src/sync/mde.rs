@@ -1,4 +1,5 @@
 //! Defender for Endpoint: machines, logon users, and the URL/domain indicator push path.
+use futures_util::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
@@ -95,7 +96,8 @@ struct MachineRef {
     name: String,
 }
 
-/// One call per machine: resumes after the last machine id committed.
+/// One call per machine, several in flight, committed in batches of whole machines: resumes
+/// after the last machine id committed.
 pub(crate) async fn sync_logon_users(run: &mut Run<'_>) -> Result<(), SyncError> {
     let top = page_size(run.cfg);
     let perm = SourceKind::LogonUsers.permission();
@@ -124,51 +126,76 @@ pub(crate) async fn sync_logon_users(run: &mut Run<'_>) -> Result<(), SyncError>
         run.page_done(0, "no machines".into());
         return Ok(());
     }
-    for (i, m) in machines.iter().enumerate().skip(start) {
-        let url =
-            format!("{}/api/machines/{}/logonusers", run.cfg.endpoints.mde.trim_end_matches('/'), path_segment(&m.id));
-        let page: Option<ODataPage> = run
-            .http
-            .json(Call {
-                api: ApiKind::Mde,
-                scope: &run.cfg.endpoints.mde_scope,
-                permission: perm,
-                method: Method::GET,
-                url,
-                body: None,
-                accept_404: true,
-            })
-            .await?;
-        let logons: Vec<SyncedLogon> = page
-            .map(|p| p.value)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|u| {
-                let name = j_str(u, "accountName")?;
-                let account = match j_str(u, "accountDomain") {
-                    Some(d) => format!("{d}\\{name}"),
-                    None => name,
-                }
-                .to_lowercase();
-                Some(SyncedLogon {
-                    source: SourceKind::LogonUsers,
-                    account,
-                    upn: None,
-                    device_name: m.name.clone(),
-                    device_id: Some(m.id.clone()),
-                    first_seen_unix: j_time(u, "firstSeen"),
-                    last_seen_unix: j_time(u, "lastSeen"),
-                    logon_count: None,
-                    logon_types: j_str(u, "logonTypes"),
-                })
-            })
-            .collect();
-        let last = i + 1 == total;
+    let (cfg, http) = (run.cfg, run.http);
+    let batch = cfg.windows.mde_logon_batch.clamp(1, 100_000) as usize;
+    let in_flight = cfg.pacing.mde_concurrency.clamp(1, 64) as usize;
+    // `buffered` keeps machine order, so a batch is always a contiguous run of the sorted list
+    // and its last id is a resume point with nothing uncommitted before it.
+    let mut replies = futures_util::stream::iter(machines.iter().skip(start))
+        .map(|m| async move { (m, machine_logons(cfg, http, perm, m).await) })
+        .buffered(in_flight);
+    let mut pending: Vec<SyncedLogon> = Vec::new();
+    let (mut in_batch, mut done) = (0usize, start);
+    while let Some((m, logons)) = replies.next().await {
+        pending.extend(logons?);
+        in_batch += 1;
+        done += 1;
+        let last = done == total;
+        if in_batch < batch && !last {
+            continue;
+        }
         let wm = run.mark(None, (!last).then(|| m.id.clone()));
-        run.sink.logons(&logons, &wm)?;
-        run.page_done(logons.len(), format!("{}/{total} machines", i + 1));
+        run.sink.logons(&pending, &wm)?;
+        run.page_done(pending.len(), format!("{done}/{total} machines"));
+        pending.clear();
+        in_batch = 0;
     }
     Ok(())
+}
+
+/// One machine's logon users; 404 (machine gone since the list was read) is no users.
+async fn machine_logons(
+    cfg: &SyncConfig,
+    http: &HttpCore,
+    permission: &str,
+    m: &MachineRef,
+) -> Result<Vec<SyncedLogon>, SyncError> {
+    let url = format!("{}/api/machines/{}/logonusers", cfg.endpoints.mde.trim_end_matches('/'), path_segment(&m.id));
+    let page: Option<ODataPage> = http
+        .json(Call {
+            api: ApiKind::Mde,
+            scope: &cfg.endpoints.mde_scope,
+            permission,
+            method: Method::GET,
+            url,
+            body: None,
+            accept_404: true,
+        })
+        .await?;
+    Ok(page
+        .map(|p| p.value)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|u| {
+            let name = j_str(u, "accountName")?;
+            let account = match j_str(u, "accountDomain") {
+                Some(d) => format!("{d}\\{name}"),
+                None => name,
+            }
+            .to_lowercase();
+            Some(SyncedLogon {
+                source: SourceKind::LogonUsers,
+                account,
+                upn: None,
+                device_name: m.name.clone(),
+                device_id: Some(m.id.clone()),
+                first_seen_unix: j_time(u, "firstSeen"),
+                last_seen_unix: j_time(u, "lastSeen"),
+                logon_count: None,
+                logon_types: j_str(u, "logonTypes"),
+            })
+        })
+        .collect())
 }
 
 pub(crate) async fn probe(cfg: &SyncConfig, http: &HttpCore, source: SourceKind) -> Result<(), SyncError> {

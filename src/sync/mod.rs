@@ -520,24 +520,41 @@ async fn probe(cfg: &SyncConfig, http: &http::HttpCore, source: SourceKind) -> R
 
 // ---- small JSON helpers shared by the sources ----
 
-pub(crate) fn j_str(v: &serde_json::Value, key: &str) -> Option<String> {
-    match v.get(key)? {
+/// A JSON object, owned as a `Value` or as a bare map (hunting rows), read without copying.
+pub(crate) trait JsonFields {
+    fn field(&self, key: &str) -> Option<&serde_json::Value>;
+}
+
+impl JsonFields for serde_json::Value {
+    fn field(&self, key: &str) -> Option<&serde_json::Value> {
+        self.get(key)
+    }
+}
+
+impl JsonFields for serde_json::Map<String, serde_json::Value> {
+    fn field(&self, key: &str) -> Option<&serde_json::Value> {
+        self.get(key)
+    }
+}
+
+pub(crate) fn j_str(v: &impl JsonFields, key: &str) -> Option<String> {
+    match v.field(key)? {
         serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
-pub(crate) fn j_u64(v: &serde_json::Value, key: &str) -> Option<u64> {
-    match v.get(key)? {
+pub(crate) fn j_u64(v: &impl JsonFields, key: &str) -> Option<u64> {
+    match v.field(key)? {
         serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
-pub(crate) fn j_i64(v: &serde_json::Value, key: &str) -> Option<i64> {
-    match v.get(key)? {
+pub(crate) fn j_i64(v: &impl JsonFields, key: &str) -> Option<i64> {
+    match v.field(key)? {
         serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
@@ -545,8 +562,8 @@ pub(crate) fn j_i64(v: &serde_json::Value, key: &str) -> Option<i64> {
 }
 
 /// ISO 8601 / RFC 3339 timestamp → unix seconds.
-pub(crate) fn j_time(v: &serde_json::Value, key: &str) -> Option<i64> {
-    let s = v.get(key)?.as_str()?;
+pub(crate) fn j_time(v: &impl JsonFields, key: &str) -> Option<i64> {
+    let s = v.field(key)?.as_str()?;
     parse_time(s)
 }
 
