@@ -1,6 +1,6 @@
 //! Full sync of a large fake tenant on loopback into a real on-disk cache (`StoreSink`).
 //!
-//! `cargo run --release --example bench_sync [devices] [users] [days] [--alerts-index]`
+//! `cargo run --release --example bench_sync [devices] [users] [days]`
 //! (default 100000 200000 2).
 //! Prints wall time, rows/s, peak RSS (VmHWM, fake tenant included: same process), the cache
 //! size, and the least time the same calls would take under the documented per-API quotas.
@@ -43,13 +43,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // BENCH_SYNC_DB=path keeps the cache for inspection (`sqlite3 path`).
     let db = std::env::var_os("BENCH_SYNC_DB").map_or_else(|| dir.path().join("bench.db"), std::path::PathBuf::from);
     let store = Store::open(&db)?;
-    // `--alerts-index`: the index the user-summary refresh lacks (see the report); without it
-    // that refresh scans every open alert once per user.
-    if std::env::args().any(|a| a == "--alerts-index") {
-        let conn = rusqlite::Connection::open(&db)?;
-        conn.execute_batch("CREATE INDEX IF NOT EXISTS alerts_open_by_user ON alerts(user_id) WHERE status = 'open'")?;
-        println!("with alerts_open_by_user (proposed schema index)");
-    }
     let t0 = Instant::now();
     // VmHWM only grows: the source after which it jumps is the one that set the peak.
     let progress = |p: SyncProgress| {

@@ -283,4 +283,6 @@ ALTER TABLE apps ADD COLUMN mdca_id TEXT;
 CREATE INDEX apps_by_lower_name ON apps(lower(name));
 CREATE INDEX alerts_by_key ON alerts(dedup_key);
 CREATE INDEX outbox_by_status ON outbox(status, id);
+-- The user summaries count each user's open alerts: without this, users × open alerts.
+CREATE INDEX alerts_open_by_user ON alerts(user_id) WHERE status = 'open';
 "#;
