@@ -7,7 +7,7 @@ use crate::catalog::RiskBreakdown;
 use crate::domain::{AlertId, Day, IdentityRisk, RiskLevel, Severity, Tag};
 use crate::store::audit::AuditEntry;
 use crate::store::governance::{OutboxEntry, OutboxTotals};
-use crate::store::queries::{AlertRow, AppRow, DayPoint, DeviceRow, DomainRow, EdgeRow, UsageRow, UserRow};
+use crate::store::queries::{AlertRow, AppRow, Capped, DayPoint, DeviceRow, DomainRow, EdgeRow, UsageRow, UserRow};
 use crate::store::sync_sink::SyncState;
 
 fn text(s: &str) -> Cell {
@@ -232,9 +232,14 @@ pub fn usage_as_apps(rows: &[UsageRow], title: &str) -> Table {
 }
 
 /// Users or devices of an app (`users` picks which the ids are).
-pub fn usage_as_entities(rows: &[UsageRow], users: bool) -> Table {
+pub fn usage_as_entities(rows: &[UsageRow], users: bool, total: u64) -> Table {
+    let what = if users { "Users" } else { "Devices" };
     Table {
-        title: if users { "Users" } else { "Devices" }.into(),
+        title: if total > rows.len() as u64 {
+            format!("{what}: top {} of {} by upload", group_thousands(rows.len() as u64), group_thousands(total))
+        } else {
+            what.into()
+        },
         columns: vec![
             col(if users { "User" } else { "Device" }, 28, 0, false),
             col("Upload", 9, 0, true),
@@ -408,8 +413,8 @@ pub struct AppDetailRows<'a> {
     pub app: &'a AppRow,
     pub risk: Option<&'a RiskBreakdown>,
     pub domains: &'a [DomainRow],
-    pub users: &'a [UsageRow],
-    pub devices: &'a [UsageRow],
+    pub users: &'a Capped<UsageRow>,
+    pub devices: &'a Capped<UsageRow>,
     pub trend: &'a [DayPoint],
     pub history: &'a [AuditEntry],
     pub alerts: &'a [AlertRow],
@@ -451,14 +456,14 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
                 },
             ),
             ("MDE indicators".into(), outbox_summary(r.outbox)),
-            ("Users · devices".into(), format!("{} · {}", r.users.len(), r.devices.len())),
+            ("Users · devices".into(), format!("{} · {}", r.users.total, r.devices.total)),
             ("Traffic".into(), format!("up {} · down {}", human_bytes(up), human_bytes(down))),
         ],
         notes,
         trend: series(r.trend, false),
         tables: vec![
-            usage_as_entities(r.users, true),
-            usage_as_entities(r.devices, false),
+            usage_as_entities(&r.users.rows, true, r.users.total),
+            usage_as_entities(&r.devices.rows, false, r.devices.total),
             Table {
                 title: "Domains".into(),
                 columns: vec![
@@ -490,6 +495,19 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
         ],
         dashboard: None,
     }
+}
+
+/// 12345 → "12,345".
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// "2 pending · 5 pushed · 1 failed", counting only each indicator's latest operation.
@@ -706,5 +724,34 @@ pub fn dashboard(r: DashboardRows<'_>) -> ViewData {
             Table { default_sort: None, ..apps_table(&unsanct, "Top unsanctioned / high-risk apps by upload") },
         ],
         dashboard: Some(Dashboard { by_category, by_risk, alerts_by_severity }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AppId, RiskScore};
+
+    #[test]
+    fn a_capped_list_says_how_long_the_whole_list_is() {
+        let row = |i: i64| UsageRow {
+            app: AppId(1),
+            app_name: "Microsoft".into(),
+            category: "Collaboration".into(),
+            score: RiskScore(9.0),
+            tag: Tag::Sanctioned,
+            other_id: i,
+            other_name: format!("user{i}@contoso.com"),
+            bytes_up: 1000 - i as u64,
+            bytes_down: 0,
+            transactions: 1,
+            first_day: Day(1),
+            last_day: Day(2),
+        };
+        let rows: Vec<UsageRow> = (0..3).map(row).collect();
+        assert_eq!(usage_as_entities(&rows, true, 49_744).title, "Users: top 3 of 49,744 by upload");
+        assert_eq!(usage_as_entities(&rows, false, 3).title, "Devices");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(999), "999");
     }
 }

@@ -570,6 +570,6 @@ mod tests {
         let g = store.app_by_key_or_name(&s.genai_app).unwrap().unwrap();
         let trend = store.app_trend(g).unwrap();
         assert_eq!(trend.first().unwrap().day, s.genai_first_day);
-        assert!(store.users_of_app(g).unwrap().len() >= 10);
+        assert!(store.users_of_app(g).unwrap().rows.len() >= 10);
     }
 }
