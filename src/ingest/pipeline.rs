@@ -631,6 +631,8 @@ fn run_import(
     progress: &mut dyn FnMut(Progress),
 ) -> (Result<ParseOutcome, ImportError>, ImportTimings) {
     let mut timings = ImportTimings::default();
+    // Room for the multi-row upserts of every roll-up next to the interning statements.
+    store.conn.set_prepared_statement_cache_capacity(64);
     if let Err(e) = store.begin() {
         return (Err(e.into()), timings);
     }

@@ -257,91 +257,83 @@ impl Store {
         let mut app_device: FastMap<(i64, i64), Span> = FastMap::default();
         let mut user_day: FastMap<(i64, i32), Counters> = FastMap::default();
         let mut device_day: FastMap<(i64, i32), Counters> = FastMap::default();
-        {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
-                    bytes_down = bytes_down + excluded.bytes_down,
-                    transactions = transactions + excluded.transactions,
-                    blocked = blocked + excluded.blocked",
-            )?;
-            let mut rest: &[(FactKey, Counters)] = facts;
-            while let Some(((k, first), tail)) = rest.split_first() {
-                // Repeated keys are summed before writing: one upsert per row.
-                let same = tail.iter().take_while(|(o, _)| o == k).count();
-                let mut c = *first;
-                for (_, o) in tail.iter().take(same) {
-                    c.add(o);
-                }
-                rest = tail.get(same..).unwrap_or(&[]);
-                st.raw_bind_parameter(1, k.day.0)?;
-                st.raw_bind_parameter(2, k.domain.0)?;
-                st.raw_bind_parameter(3, k.user.0)?;
-                st.raw_bind_parameter(4, k.device.0)?;
-                st.raw_bind_parameter(5, i(c.bytes_up))?;
-                st.raw_bind_parameter(6, i(c.bytes_down))?;
-                st.raw_bind_parameter(7, i(c.transactions))?;
-                st.raw_bind_parameter(8, i(c.blocked))?;
-                st.raw_execute()?;
-                app_day.entry((k.app.0, k.day.0)).or_default().add(&c);
-                domain_total.entry(k.domain.0).or_default().add(&c);
-                merge_span(&mut app_user, (k.app.0, k.user.0), k.day, &c);
-                merge_span(&mut app_device, (k.app.0, k.device.0), k.day, &c);
-                user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
-                device_day.entry((k.device.0, k.day.0)).or_default().add(&c);
+        let mut rows: Vec<[i64; 8]> = Vec::with_capacity(facts.len());
+        let mut rest: &[(FactKey, Counters)] = facts;
+        while let Some(((k, first), tail)) = rest.split_first() {
+            // Repeated keys are summed before writing: one upsert per row.
+            let same = tail.iter().take_while(|(o, _)| o == k).count();
+            let mut c = *first;
+            for (_, o) in tail.iter().take(same) {
+                c.add(o);
             }
+            rest = tail.get(same..).unwrap_or(&[]);
+            rows.push([
+                i64::from(k.day.0),
+                k.domain.0,
+                k.user.0,
+                k.device.0,
+                i(c.bytes_up),
+                i(c.bytes_down),
+                i(c.transactions),
+                i(c.blocked),
+            ]);
+            app_day.entry((k.app.0, k.day.0)).or_default().add(&c);
+            domain_total.entry(k.domain.0).or_default().add(&c);
+            merge_span(&mut app_user, (k.app.0, k.user.0), k.day, &c);
+            merge_span(&mut app_device, (k.app.0, k.device.0), k.day, &c);
+            user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
+            device_day.entry((k.device.0, k.day.0)).or_default().add(&c);
         }
-        {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO app_day(app_id, day, bytes_up, bytes_down, transactions, blocked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
-                    transactions = transactions + excluded.transactions, blocked = blocked + excluded.blocked",
-            )?;
-            for ((a, d), c) in sorted(app_day) {
-                st.execute(params![a, d, i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])?;
-            }
-        }
-        {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO domain_total(domain_id, bytes_up, bytes_down, transactions) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
-                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions",
-            )?;
-            for (d, c) in sorted(domain_total) {
-                st.execute(params![d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])?;
-            }
-        }
+        const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
+            transactions = transactions + excluded.transactions";
+        self.upsert(
+            "traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked)",
+            &format!("{SUM4}, blocked = blocked + excluded.blocked"),
+            &rows,
+        )?;
+        let rows: Vec<[i64; 6]> = sorted(app_day)
+            .into_iter()
+            .map(|((a, d), c)| [a, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])
+            .collect();
+        self.upsert(
+            "app_day(app_id, day, bytes_up, bytes_down, transactions, blocked)",
+            &format!("{SUM4}, blocked = blocked + excluded.blocked"),
+            &rows,
+        )?;
+        let rows: Vec<[i64; 4]> = sorted(domain_total)
+            .into_iter()
+            .map(|(d, c)| [d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])
+            .collect();
+        self.upsert("domain_total(domain_id, bytes_up, bytes_down, transactions)", SUM4, &rows)?;
         for (table, col, map) in [("app_user", "user_id", app_user), ("app_device", "device_id", app_device)] {
-            let sql = format!(
-                "INSERT INTO {table}(app_id, {col}, first_day, last_day, bytes_up, bytes_down, transactions)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT DO UPDATE SET first_day = min(first_day, excluded.first_day),
-                    last_day = max(last_day, excluded.last_day), bytes_up = bytes_up + excluded.bytes_up,
-                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions"
-            );
-            let mut st = self.conn.prepare_cached(&sql)?;
-            for ((a, x), s) in sorted(map) {
-                st.raw_bind_parameter(1, a)?;
-                st.raw_bind_parameter(2, x)?;
-                st.raw_bind_parameter(3, s.first)?;
-                st.raw_bind_parameter(4, s.last)?;
-                st.raw_bind_parameter(5, i(s.c.bytes_up))?;
-                st.raw_bind_parameter(6, i(s.c.bytes_down))?;
-                st.raw_bind_parameter(7, i(s.c.transactions))?;
-                st.raw_execute()?;
-            }
+            let rows: Vec<[i64; 7]> = sorted(map)
+                .into_iter()
+                .map(|((a, x), s)| {
+                    [
+                        a,
+                        x,
+                        i64::from(s.first),
+                        i64::from(s.last),
+                        i(s.c.bytes_up),
+                        i(s.c.bytes_down),
+                        i(s.c.transactions),
+                    ]
+                })
+                .collect();
+            self.upsert(
+                &format!("{table}(app_id, {col}, first_day, last_day, bytes_up, bytes_down, transactions)"),
+                &format!(
+                    "first_day = min(first_day, excluded.first_day), last_day = max(last_day, excluded.last_day), {SUM4}"
+                ),
+                &rows,
+            )?;
         }
         for (table, col, map) in [("user_day", "user_id", user_day), ("device_day", "device_id", device_day)] {
-            let sql = format!(
-                "INSERT INTO {table}({col}, day, bytes_up, bytes_down, transactions) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
-                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions"
-            );
-            let mut st = self.conn.prepare_cached(&sql)?;
-            for ((x, d), c) in sorted(map) {
-                st.execute(params![x, d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])?;
-            }
+            let rows: Vec<[i64; 5]> = sorted(map)
+                .into_iter()
+                .map(|((x, d), c)| [x, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions)])
+                .collect();
+            self.upsert(&format!("{table}({col}, day, bytes_up, bytes_down, transactions)"), SUM4, &rows)?;
         }
         {
             let mut st = self.conn.prepare_cached(
@@ -356,6 +348,34 @@ impl Store {
                 }
                 st.execute(params![k.user.0, k.device.0, k.source, e.first_seen, e.last_seen, i(e.logons)])?;
             }
+        }
+        Ok(())
+    }
+
+    /// `INSERT INTO target VALUES … ON CONFLICT DO UPDATE SET update` for every row, many rows per
+    /// statement: per-statement overhead (step, reset, halt) dominated one-row upserts.
+    fn upsert<const N: usize>(&self, target: &str, update: &str, rows: &[[i64; N]]) -> Result<()> {
+        const CHUNK: usize = 64;
+        let sql = |n: usize| {
+            let one = format!("({})", vec!["?"; N].join(","));
+            format!("INSERT INTO {target} VALUES {} ON CONFLICT DO UPDATE SET {update}", vec![one; n].join(","))
+        };
+        let mut chunks = rows.chunks_exact(CHUNK);
+        if rows.len() >= CHUNK {
+            let mut st = self.conn.prepare_cached(&sql(CHUNK))?;
+            for chunk in &mut chunks {
+                for (j, v) in chunk.iter().flatten().enumerate() {
+                    st.raw_bind_parameter(j + 1, *v)?;
+                }
+                st.raw_execute()?;
+            }
+        }
+        let mut st = self.conn.prepare_cached(&sql(1))?;
+        for row in chunks.remainder() {
+            for (j, v) in row.iter().enumerate() {
+                st.raw_bind_parameter(j + 1, *v)?;
+            }
+            st.raw_execute()?;
         }
         Ok(())
     }
