@@ -345,7 +345,7 @@ impl Collector<'_> {
     fn already_done(&mut self, pos: Position) -> bool {
         if pos.offset_end <= self.resume_from {
             self.last = pos;
-            if pos.line % 8192 == 0 {
+            if pos.line.is_multiple_of(8192) {
                 self.publish();
             }
             return true;
@@ -361,7 +361,7 @@ impl Collector<'_> {
     fn after_line(&mut self, pos: Position) {
         self.last = pos;
         self.lines_in_batch += 1;
-        if self.lines_in_batch % 8192 == 0 {
+        if self.lines_in_batch.is_multiple_of(8192) {
             self.publish();
         }
         if self.lines_in_batch >= self.batch_lines {
