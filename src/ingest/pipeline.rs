@@ -41,7 +41,7 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { format: None, batch_lines: 250_000, examples: 5 }
+        ImportOptions { format: None, batch_lines: 200_000, examples: 5 }
     }
 }
 
@@ -370,7 +370,7 @@ impl Collector<'_> {
     }
 
     /// Hands the batch and its checkpoint to the writer; blocks while the writer is still busy
-    /// with the previous one, which bounds memory to about three batches.
+    /// with the previous one, which bounds memory to about two batches.
     fn send(&mut self, complete: bool) {
         self.publish();
         let mut batch = std::mem::take(&mut self.batch);
@@ -630,14 +630,41 @@ fn run_import(
     shown: &str,
     progress: &mut dyn FnMut(Progress),
 ) -> (Result<ParseOutcome, ImportError>, ImportTimings) {
-    let mut timings = ImportTimings::default();
     // Room for the multi-row upserts of every roll-up next to the interning statements.
     store.conn.set_prepared_statement_cache_capacity(64);
+    // The writes are near-appends in key order, so a smaller page cache costs little and keeps
+    // the import's memory bounded whatever the size of the cache file.
+    let page_cache: Option<i64> = store.conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).ok();
+    let _ = store.conn.pragma_update(None, "cache_size", IMPORT_PAGE_CACHE_KIB);
+    let out = run_batches(store, catalog, reader, format, opts, resume, total_bytes, shown, progress);
+    if let Some(v) = page_cache {
+        let _ = store.conn.pragma_update(None, "cache_size", v);
+    }
+    out
+}
+
+/// SQLite page cache during an import, in KiB (negative = KiB in `PRAGMA cache_size`).
+const IMPORT_PAGE_CACHE_KIB: i64 = -16 * 1024;
+
+#[allow(clippy::too_many_arguments)]
+fn run_batches(
+    store: &Store,
+    catalog: &Catalog,
+    reader: Box<dyn BufRead + Send>,
+    format: &'static dyn LogFormat,
+    opts: &ImportOptions,
+    resume: Resume,
+    total_bytes: Option<u64>,
+    shown: &str,
+    progress: &mut dyn FnMut(Progress),
+) -> (Result<ParseOutcome, ImportError>, ImportTimings) {
+    let mut timings = ImportTimings::default();
     if let Err(e) = store.begin() {
         return (Err(e.into()), timings);
     }
     let shared = Shared::default();
-    let (tx, rx) = sync_channel::<Batch>(1);
+    // Rendezvous: at most one batch being written and one being built, which bounds memory.
+    let (tx, rx) = sync_channel::<Batch>(0);
     let import_id = resume.import_id;
     let mut resolver =
         Resolver { store, catalog, users: vec![UNKNOWN_USER], devices: vec![UNKNOWN_DEVICE], dests: Vec::new() };

@@ -257,9 +257,13 @@ impl Store {
         let mut app_device: FastMap<(i64, i64), Span> = FastMap::default();
         let mut user_day: FastMap<(i64, i32), Counters> = FastMap::default();
         let mut device_day: FastMap<(i64, i32), Counters> = FastMap::default();
-        let mut rows: Vec<[i64; 8]> = Vec::with_capacity(facts.len());
+        const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
+            transactions = transactions + excluded.transactions";
         let mut rest: &[(FactKey, Counters)] = facts;
-        while let Some(((k, first), tail)) = rest.split_first() {
+        // Rows are produced as they are written (no second copy of the batch); the roll-ups are
+        // folded on the way.
+        let rows = std::iter::from_fn(|| {
+            let ((k, first), tail) = rest.split_first()?;
             // Repeated keys are summed before writing: one upsert per row.
             let same = tail.iter().take_while(|(o, _)| o == k).count();
             let mut c = *first;
@@ -267,7 +271,13 @@ impl Store {
                 c.add(o);
             }
             rest = tail.get(same..).unwrap_or(&[]);
-            rows.push([
+            app_day.entry((k.app.0, k.day.0)).or_default().add(&c);
+            domain_total.entry(k.domain.0).or_default().add(&c);
+            merge_span(&mut app_user, (k.app.0, k.user.0), k.day, &c);
+            merge_span(&mut app_device, (k.app.0, k.device.0), k.day, &c);
+            user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
+            device_day.entry((k.device.0, k.day.0)).or_default().add(&c);
+            Some([
                 i64::from(k.day.0),
                 k.domain.0,
                 k.user.0,
@@ -276,20 +286,12 @@ impl Store {
                 i(c.bytes_down),
                 i(c.transactions),
                 i(c.blocked),
-            ]);
-            app_day.entry((k.app.0, k.day.0)).or_default().add(&c);
-            domain_total.entry(k.domain.0).or_default().add(&c);
-            merge_span(&mut app_user, (k.app.0, k.user.0), k.day, &c);
-            merge_span(&mut app_device, (k.app.0, k.device.0), k.day, &c);
-            user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
-            device_day.entry((k.device.0, k.day.0)).or_default().add(&c);
-        }
-        const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
-            transactions = transactions + excluded.transactions";
+            ])
+        });
         self.upsert(
             "traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked)",
             &format!("{SUM4}, blocked = blocked + excluded.blocked"),
-            &rows,
+            rows,
         )?;
         let rows: Vec<[i64; 6]> = sorted(app_day)
             .into_iter()
@@ -298,13 +300,13 @@ impl Store {
         self.upsert(
             "app_day(app_id, day, bytes_up, bytes_down, transactions, blocked)",
             &format!("{SUM4}, blocked = blocked + excluded.blocked"),
-            &rows,
+            rows,
         )?;
         let rows: Vec<[i64; 4]> = sorted(domain_total)
             .into_iter()
             .map(|(d, c)| [d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])
             .collect();
-        self.upsert("domain_total(domain_id, bytes_up, bytes_down, transactions)", SUM4, &rows)?;
+        self.upsert("domain_total(domain_id, bytes_up, bytes_down, transactions)", SUM4, rows)?;
         for (table, col, map) in [("app_user", "user_id", app_user), ("app_device", "device_id", app_device)] {
             let rows: Vec<[i64; 7]> = sorted(map)
                 .into_iter()
@@ -325,7 +327,7 @@ impl Store {
                 &format!(
                     "first_day = min(first_day, excluded.first_day), last_day = max(last_day, excluded.last_day), {SUM4}"
                 ),
-                &rows,
+                rows,
             )?;
         }
         for (table, col, map) in [("user_day", "user_id", user_day), ("device_day", "device_id", device_day)] {
@@ -333,7 +335,7 @@ impl Store {
                 .into_iter()
                 .map(|((x, d), c)| [x, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions)])
                 .collect();
-            self.upsert(&format!("{table}({col}, day, bytes_up, bytes_down, transactions)"), SUM4, &rows)?;
+            self.upsert(&format!("{table}({col}, day, bytes_up, bytes_down, transactions)"), SUM4, rows)?;
         }
         {
             let mut st = self.conn.prepare_cached(
@@ -354,24 +356,38 @@ impl Store {
 
     /// `INSERT INTO target VALUES … ON CONFLICT DO UPDATE SET update` for every row, many rows per
     /// statement: per-statement overhead (step, reset, halt) dominated one-row upserts.
-    fn upsert<const N: usize>(&self, target: &str, update: &str, rows: &[[i64; N]]) -> Result<()> {
+    fn upsert<const N: usize>(
+        &self,
+        target: &str,
+        update: &str,
+        rows: impl IntoIterator<Item = [i64; N]>,
+    ) -> Result<()> {
         const CHUNK: usize = 64;
         let sql = |n: usize| {
             let one = format!("({})", vec!["?"; N].join(","));
             format!("INSERT INTO {target} VALUES {} ON CONFLICT DO UPDATE SET {update}", vec![one; n].join(","))
         };
-        let mut chunks = rows.chunks_exact(CHUNK);
-        if rows.len() >= CHUNK {
-            let mut st = self.conn.prepare_cached(&sql(CHUNK))?;
-            for chunk in &mut chunks {
-                for (j, v) in chunk.iter().flatten().enumerate() {
-                    st.raw_bind_parameter(j + 1, *v)?;
-                }
-                st.raw_execute()?;
+        let mut chunk: Vec<[i64; N]> = Vec::with_capacity(CHUNK);
+        let mut rows = rows.into_iter();
+        let mut many = None;
+        loop {
+            chunk.clear();
+            chunk.extend(rows.by_ref().take(CHUNK));
+            if chunk.len() < CHUNK {
+                break;
             }
+            let st = match &mut many {
+                Some(st) => st,
+                None => many.insert(self.conn.prepare_cached(&sql(CHUNK))?),
+            };
+            for (j, v) in chunk.iter().flatten().enumerate() {
+                st.raw_bind_parameter(j + 1, *v)?;
+            }
+            st.raw_execute()?;
         }
+        drop(many);
         let mut st = self.conn.prepare_cached(&sql(1))?;
-        for row in chunks.remainder() {
+        for row in &chunk {
             for (j, v) in row.iter().enumerate() {
                 st.raw_bind_parameter(j + 1, *v)?;
             }
