@@ -51,6 +51,16 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// User + system CPU seconds of this process so far (utime + stime from /proc/self/stat, in
+/// clock ticks of 1/100 s): a figure the other tenants of a shared machine do not distort.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
 fn main() {
     let a = args();
     let file = match &a.file {
@@ -79,12 +89,14 @@ fn run_import(file: &Path, size: u64, a: &Args, parse_s: f64, identify_s: f64) {
     if let Some(b) = a.batch {
         opts.batch_lines = b;
     }
+    let cpu0 = cpu_seconds();
     let t = Instant::now();
     let r = import_file(&store, Catalog::builtin(), file, &opts, &mut |_| {}).expect("import");
     let import_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     store.refresh_summaries().expect("summaries");
     let summaries_s = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
     drop(store);
     let cache: u64 = ["", "-wal", "-shm"]
         .iter()
@@ -97,6 +109,11 @@ fn run_import(file: &Path, size: u64, a: &Args, parse_s: f64, identify_s: f64) {
     println!("seconds:      {total:.3} (import {import_s:.3} + summaries {summaries_s:.3})");
     println!("lines/s:      {:.0}", lines as f64 / total);
     println!("MB/s:         {:.1}", size as f64 / 1e6 / total);
+    println!(
+        "CPU:          {cpu:.2} s on {} threads ({:.0} lines per CPU-second; the wall figures above depend on the machine's load)",
+        2,
+        lines as f64 / cpu.max(1e-9)
+    );
     println!("peak RSS:     {:.1} MiB (VmHWM, whole process so far)", peak_rss_mib());
     println!("cache size:   {:.1} MB", cache as f64 / 1e6);
     let t = &r.timings;
