@@ -401,22 +401,46 @@ fn main() -> anyhow::Result<()> {
                 anyhow::bail!("name at least one file (or - for stdin)");
             }
             let store = Store::open(&default_db)?;
-            let opts = ImportOptions { format: Some(format.clone()), ..Default::default() };
+            let mut opts = ImportOptions { format: Some(format.clone()), ..Default::default() };
+            // Hidden knob for tests that kill an import mid-file: smaller batches, more checkpoints.
+            if let Some(n) = std::env::var("SHADOWSCOPE_IMPORT_BATCH").ok().and_then(|v| v.parse::<u64>().ok()) {
+                opts.batch_lines = n.max(1);
+            }
             let started = Instant::now();
             let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let mut last_shown: Option<Instant> = None;
             let mut progress = |p: pipeline::Progress| {
-                if tty {
-                    let secs = started.elapsed().as_secs_f64().max(1e-9);
-                    let pct = p
-                        .total_bytes
-                        .map(|t| format!(" {:>3.0}%", 100.0 * p.bytes as f64 / t.max(1) as f64))
-                        .unwrap_or_default();
-                    eprint!("\r{pct} {} lines, {:.0} lines/s ", p.lines, p.lines as f64 / secs);
+                if !tty || last_shown.is_some_and(|t| t.elapsed().as_millis() < 100) {
+                    return;
                 }
+                last_shown = Some(Instant::now());
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                let mb = p.bytes as f64 / 1e6;
+                let rate = p.bytes as f64 / secs;
+                let tail = match p.total_bytes.filter(|t| *t > 0) {
+                    Some(t) => {
+                        let left = t.saturating_sub(p.bytes) as f64 / rate.max(1.0);
+                        format!(
+                            "{mb:.0}/{:.0} MB {:>3.0}%  ETA {}:{:02}",
+                            t as f64 / 1e6,
+                            100.0 * p.bytes as f64 / t as f64,
+                            (left as u64) / 60,
+                            (left as u64) % 60
+                        )
+                    }
+                    None => format!("{mb:.0} MB"),
+                };
+                // One line, rewritten in place; the trailing clear erases a longer previous line.
+                eprint!(
+                    "\r{} lines  {:.0} lines/s  {:.0} MB/s  {tail}\x1b[K",
+                    p.lines,
+                    p.lines as f64 / secs,
+                    rate / 1e6
+                );
             };
             let reports = pipeline::import_paths(&store, Catalog::active(), files, &opts, &mut progress)?;
             if tty {
-                eprint!("\r");
+                eprint!("\r\x1b[K");
             }
             let secs = started.elapsed().as_secs_f64();
             if *json {

@@ -6,12 +6,16 @@ use super::{Action, LogFormat, Position, Record, RecordKind, RecordSink, SkipRea
 use crate::catalog::Catalog;
 use crate::domain::{AppId, Day, DeviceId, DomainId, UNKNOWN_DEVICE, UNKNOWN_USER, UserId};
 use crate::sanitize::display_safe_bytes;
-use crate::store::write::{Counters, EdgeKey, FactBatch, FactKey};
+use crate::store::write::{Counters, EdgeAgg, EdgeKey, FactKey, FastMap};
 use crate::store::{Store, StoreError};
 use rusqlite::{OptionalExtension, params};
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -37,7 +41,7 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { format: None, batch_lines: 250_000, examples: 5 }
+        ImportOptions { format: None, batch_lines: 200_000, examples: 5 }
     }
 }
 
@@ -63,6 +67,25 @@ pub struct ImportReport {
     pub already_imported: bool,
     /// Bytes read (decompressed).
     pub bytes: u64,
+    /// Where the time went (for benchmarks; not part of the JSON summary).
+    #[serde(skip)]
+    pub timings: ImportTimings,
+}
+
+/// Wall-clock seconds spent per stage of one import. Stages on other threads overlap, so the
+/// parts need not add up to the total.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ImportTimings {
+    /// Parser thread busy: read, decompress, parse, map names to local ids, aggregate.
+    pub parse_s: f64,
+    /// Parser thread blocked because the writer was still committing the previous batch.
+    pub parser_blocked_s: f64,
+    /// Writer: catalog identification and cache interning of names first seen in a batch.
+    pub intern_s: f64,
+    /// Writer: `apply_rows` plus the checkpoint and COMMIT.
+    pub commit_s: f64,
+    /// Writer waiting for the parser.
+    pub writer_idle_s: f64,
 }
 
 impl ImportReport {
@@ -100,8 +123,8 @@ fn fingerprint(path: &Path) -> io::Result<String> {
     Ok(format!("{h:016x}-{}", meta.len()))
 }
 
-fn open_input(path: &Path) -> io::Result<(Box<dyn BufRead>, Option<u64>)> {
-    let (raw, size): (Box<dyn Read>, Option<u64>) = if path.as_os_str() == "-" {
+fn open_input(path: &Path) -> io::Result<(Box<dyn BufRead + Send>, Option<u64>)> {
+    let (raw, size): (Box<dyn Read + Send>, Option<u64>) = if path.as_os_str() == "-" {
         (Box::new(io::stdin()), None)
     } else {
         let f = std::fs::File::open(path)?;
@@ -125,74 +148,109 @@ fn first_lines(reader: &mut dyn BufRead) -> io::Result<Vec<String>> {
     Ok(text.lines().filter(|l| !l.trim().is_empty()).take(20).map(str::to_string).collect())
 }
 
-struct Interner<'s> {
-    store: &'s Store,
-    catalog: &'s Catalog,
-    users: HashMap<String, UserId>,
-    devices: HashMap<String, DeviceId>,
-    hosts: HashMap<String, (DomainId, AppId)>,
-}
-
-fn lower(s: &str) -> std::borrow::Cow<'_, str> {
+fn lower(s: &str) -> Cow<'_, str> {
     if s.bytes().any(|b| b.is_ascii_uppercase()) { s.to_ascii_lowercase().into() } else { s.into() }
 }
 
-fn present<'a>(v: &'a Option<std::borrow::Cow<'_, str>>) -> Option<&'a str> {
+fn present<'a>(v: &'a Option<Cow<'_, str>>) -> Option<&'a str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty() && *s != "-")
 }
 
-impl Interner<'_> {
-    fn user(&mut self, name: Option<&str>) -> Result<UserId, StoreError> {
-        let Some(name) = name else { return Ok(UNKNOWN_USER) };
-        let key = lower(name);
-        if let Some(id) = self.users.get(key.as_ref()) {
-            return Ok(*id);
-        }
-        let id = self.store.intern_user(&key)?;
-        self.users.insert(key.into_owned(), id);
-        Ok(id)
-    }
-    fn device(&mut self, name: Option<&str>) -> Result<DeviceId, StoreError> {
-        let Some(name) = name else { return Ok(UNKNOWN_DEVICE) };
-        if let Some(id) = self.devices.get(name) {
-            return Ok(*id);
-        }
-        let id = self.store.intern_device(name)?;
-        self.devices.insert(name.to_string(), id);
-        Ok(id)
-    }
-    /// Host name, else the appliance's app name, else the destination IP. Each distinct key
-    /// reaches the cache (and the catalog) once per import.
-    fn destination(&mut self, rec: &Record<'_>) -> Result<Option<(DomainId, AppId)>, StoreError> {
-        let host = present(&rec.dest_host).or_else(|| present(&rec.url).and_then(host_of_url));
-        let key = match (host, present(&rec.vendor_app), present(&rec.dest_ip)) {
-            (Some(h), _, _) => lower(h.trim_end_matches('.')),
-            (None, Some(app), _) => format!("app:{}", app.to_ascii_lowercase()).into(),
-            (None, None, Some(ip)) => ip.into(),
-            (None, None, None) => return Ok(None),
+/// A destination key first seen in this import; the writer resolves it to cache ids once.
+enum DestName {
+    /// A host name or, failing that, a destination IP: identified by the catalog.
+    Host(String),
+    /// No host: the appliance's own app name (`key` is `app:<name>`).
+    VendorApp { key: String, app: String },
+}
+
+/// Names first seen in one batch, in local-id order.
+#[derive(Default)]
+struct NewNames {
+    users: Vec<String>,
+    devices: Vec<String>,
+    dests: Vec<DestName>,
+}
+
+/// A fact keyed by the parser thread's local ids (user/device 0 = unknown).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct LocalFact {
+    day: i32,
+    dest: u32,
+    user: u32,
+    device: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct LocalEdge {
+    user: u32,
+    device: u32,
+    source: &'static str,
+}
+
+/// What one transaction commits: the new names, the aggregates and the checkpoint reached.
+#[derive(Default)]
+struct Batch {
+    names: NewNames,
+    facts: FastMap<LocalFact, Counters>,
+    edges: FastMap<LocalEdge, EdgeAgg>,
+    offset: u64,
+    records: u64,
+    imported: u64,
+    skipped: BTreeMap<String, u64>,
+    complete: bool,
+}
+
+/// Lines and bytes reached by the parser thread, read by the writer for progress reports; `stop`
+/// tells the parser to give up (the writer failed).
+#[derive(Default)]
+struct Shared {
+    lines: AtomicU64,
+    bytes: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Ends the input early (as an error) once the writer has failed, so the parser does not read a
+/// large file to its end for nothing.
+struct StopReader<'a> {
+    inner: Box<dyn BufRead + Send>,
+    stop: &'a AtomicBool,
+}
+
+impl Read for StopReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let data = self.fill_buf()?;
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            n
         };
-        if let Some(v) = self.hosts.get(key.as_ref()) {
-            return Ok(Some(*v));
-        }
-        let v = match (host, present(&rec.vendor_app)) {
-            (None, Some(app)) => {
-                let app_id = match self.catalog.identify_vendor_app(app) {
-                    Some(idx) => self.store.ensure_catalog_app(self.catalog.get(idx))?,
-                    None => self.store.ensure_unknown_app(&app.to_ascii_lowercase(), self.catalog)?,
-                };
-                (self.store.insert_domain(&key, app_id)?, app_id)
-            }
-            _ => self.store.intern_host(&key, self.catalog)?,
-        };
-        self.hosts.insert(key.into_owned(), v);
-        Ok(Some(v))
+        self.consume(n);
+        Ok(n)
     }
 }
 
-struct ImportSink<'s, 'p> {
-    interner: Interner<'s>,
-    import_id: i64,
-    batch: FactBatch,
+impl BufRead for StopReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("import stopped"));
+        }
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+    }
+}
+
+/// Parser-thread sink: maps names to dense local ids (each distinct name is hashed once per
+/// line and allocated once per import), aggregates per day, and hands full batches to the writer.
+struct Collector<'a> {
+    tx: SyncSender<Batch>,
+    shared: &'a Shared,
+    users: FastMap<Box<str>, u32>,
+    devices: FastMap<Box<str>, u32>,
+    dests: FastMap<Box<str>, u32>,
+    batch: Batch,
     resume_from: u64,
     records: u64,
     imported: u64,
@@ -202,12 +260,76 @@ struct ImportSink<'s, 'p> {
     lines_in_batch: u64,
     batch_lines: u64,
     last: Position,
-    error: Option<StoreError>,
-    progress: &'p mut dyn FnMut(Progress),
-    total_bytes: Option<u64>,
+    blocked: Duration,
 }
 
-impl ImportSink<'_, '_> {
+impl Collector<'_> {
+    fn user(&mut self, name: Option<&str>) -> u32 {
+        let Some(name) = name else { return 0 };
+        let key = lower(name);
+        if let Some(id) = self.users.get(key.as_ref()) {
+            return *id;
+        }
+        let id = self.users.len() as u32 + 1;
+        self.users.insert(key.as_ref().into(), id);
+        self.batch.names.users.push(key.into_owned());
+        id
+    }
+
+    fn device(&mut self, name: Option<&str>) -> u32 {
+        let Some(name) = name else { return 0 };
+        if let Some(id) = self.devices.get(name) {
+            return *id;
+        }
+        let id = self.devices.len() as u32 + 1;
+        self.devices.insert(name.into(), id);
+        self.batch.names.devices.push(name.to_string());
+        id
+    }
+
+    /// Host name, else the appliance's app name, else the destination IP.
+    fn destination(&mut self, rec: &Record<'_>) -> Option<u32> {
+        let host = present(&rec.dest_host).or_else(|| present(&rec.url).and_then(host_of_url));
+        let vendor = present(&rec.vendor_app);
+        let key: Cow<'_, str> = match (host, vendor, present(&rec.dest_ip)) {
+            (Some(h), _, _) => lower(h.trim_end_matches('.')),
+            (None, Some(app), _) => format!("app:{}", app.to_ascii_lowercase()).into(),
+            (None, None, Some(ip)) => ip.into(),
+            (None, None, None) => return None,
+        };
+        if let Some(id) = self.dests.get(key.as_ref()) {
+            return Some(*id);
+        }
+        let id = self.dests.len() as u32;
+        self.dests.insert(key.as_ref().into(), id);
+        self.batch.names.dests.push(match (host, vendor) {
+            (None, Some(app)) => DestName::VendorApp { key: key.into_owned(), app: app.to_string() },
+            _ => DestName::Host(key.into_owned()),
+        });
+        Some(id)
+    }
+
+    fn add(&mut self, rec: &Record<'_>) {
+        let user = self.user(present(&rec.user));
+        let device = self.device(present(&rec.device));
+        if rec.kind == RecordKind::Logon {
+            add_edge(&mut self.batch.edges, LocalEdge { user, device, source: "logon" }, rec.ts, 1);
+            return;
+        }
+        let Some(dest) = self.destination(rec) else { return };
+        let c = Counters {
+            bytes_up: rec.bytes_up,
+            bytes_down: rec.bytes_down,
+            transactions: 1,
+            blocked: u64::from(rec.action == Action::Blocked),
+        };
+        let day = Day::from_unix(rec.ts).0;
+        self.batch.facts.entry(LocalFact { day, dest, user, device }).or_default().add(&c);
+        if user != 0 && device != 0 {
+            add_edge(&mut self.batch.edges, LocalEdge { user, device, source: "traffic" }, rec.ts, 0);
+        }
+    }
+
     fn count_skip(&mut self, pos: Position, reason: &SkipReason, raw: &[u8]) {
         *self.skipped.entry(reason.key()).or_default() += 1;
         if self.examples.len() < self.max_examples {
@@ -219,100 +341,182 @@ impl ImportSink<'_, '_> {
         }
     }
 
+    /// Lines at or before the resume point were committed by an earlier, interrupted run.
+    fn already_done(&mut self, pos: Position) -> bool {
+        if pos.offset_end <= self.resume_from {
+            self.last = pos;
+            if pos.line.is_multiple_of(8192) {
+                self.publish();
+            }
+            return true;
+        }
+        false
+    }
+
+    fn publish(&self) {
+        self.shared.lines.store(self.last.line, Ordering::Relaxed);
+        self.shared.bytes.store(self.last.offset_end, Ordering::Relaxed);
+    }
+
     fn after_line(&mut self, pos: Position) {
         self.last = pos;
         self.lines_in_batch += 1;
+        if self.lines_in_batch.is_multiple_of(8192) {
+            self.publish();
+        }
         if self.lines_in_batch >= self.batch_lines {
-            if let Err(e) = self.flush(false) {
-                self.error.get_or_insert(e);
-            }
-            (self.progress)(Progress { lines: pos.line, bytes: pos.offset_end, total_bytes: self.total_bytes });
+            self.send(false);
         }
     }
 
-    /// Commits the batch with its checkpoint and starts the next transaction.
-    fn flush(&mut self, complete: bool) -> Result<(), StoreError> {
-        if self.error.is_some() {
-            return Ok(());
-        }
-        let store = self.interner.store;
-        store.apply_batch(&self.batch)?;
-        store.conn.execute(
-            "UPDATE imports SET committed_offset = max(committed_offset, ?2), records = ?3, imported = ?4, skipped = ?5,
-                complete = ?6, finished = CASE WHEN ?6 THEN strftime('%s','now') ELSE finished END WHERE id = ?1",
-            params![
-                self.import_id,
-                self.last.offset_end as i64,
-                self.records as i64,
-                self.imported as i64,
-                self.skipped.values().sum::<u64>() as i64,
-                complete
-            ],
-        )?;
-        store.conn.execute("DELETE FROM import_skips WHERE import_id = ?1", [self.import_id])?;
-        for (reason, n) in &self.skipped {
-            store.conn.execute(
-                "INSERT INTO import_skips(import_id, reason, count) VALUES (?1, ?2, ?3)",
-                params![self.import_id, reason, *n as i64],
-            )?;
-        }
-        store.commit()?;
-        store.begin()?;
-        self.batch = FactBatch::default();
+    /// Hands the batch and its checkpoint to the writer; blocks while the writer is still busy
+    /// with the previous one, which bounds memory to about two batches.
+    fn send(&mut self, complete: bool) {
+        self.publish();
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.offset = self.last.offset_end;
+        batch.records = self.records;
+        batch.imported = self.imported;
+        batch.skipped = self.skipped.clone();
+        batch.complete = complete;
         self.lines_in_batch = 0;
-        Ok(())
-    }
-
-    fn add(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
-        let user = self.interner.user(present(&rec.user))?;
-        let device = self.interner.device(present(&rec.device))?;
-        if rec.kind == RecordKind::Logon {
-            self.batch.add_edge(EdgeKey { user, device, source: "logon" }, rec.ts, 1);
-            return Ok(());
+        let t = Instant::now();
+        if self.tx.send(batch).is_err() {
+            self.shared.stop.store(true, Ordering::Relaxed);
         }
-        let Some((domain, app)) = self.interner.destination(rec)? else {
-            return Ok(());
-        };
-        let day = Day::from_unix(rec.ts);
-        let c = Counters {
-            bytes_up: rec.bytes_up,
-            bytes_down: rec.bytes_down,
-            transactions: 1,
-            blocked: u64::from(rec.action == Action::Blocked),
-        };
-        self.batch.add_fact(FactKey { day, app, domain, user, device }, &c);
-        if user != UNKNOWN_USER && device != UNKNOWN_DEVICE {
-            self.batch.add_edge(EdgeKey { user, device, source: "traffic" }, rec.ts, 0);
-        }
-        Ok(())
+        self.blocked += t.elapsed();
     }
 }
 
-impl RecordSink for ImportSink<'_, '_> {
+fn add_edge(edges: &mut FastMap<LocalEdge, EdgeAgg>, key: LocalEdge, ts: i64, logons: u64) {
+    edges.entry(key).and_modify(|e| e.merge(ts, logons)).or_insert(EdgeAgg { first_seen: ts, last_seen: ts, logons });
+}
+
+impl RecordSink for Collector<'_> {
     fn record(&mut self, pos: Position, rec: Record<'_>) {
-        if pos.offset_end <= self.resume_from {
-            self.last = pos;
+        if self.already_done(pos) {
             return;
         }
         self.records += 1;
-        if self.error.is_none() {
-            match self.add(&rec) {
-                Ok(()) => self.imported += 1,
-                Err(e) => self.error = Some(e),
-            }
-        }
+        self.add(&rec);
+        self.imported += 1;
         self.after_line(pos);
     }
 
     fn skip(&mut self, pos: Position, reason: SkipReason, raw: &[u8]) {
-        if pos.offset_end <= self.resume_from {
-            self.last = pos;
+        if self.already_done(pos) {
             return;
         }
         self.records += 1;
         self.count_skip(pos, &reason, raw);
         self.after_line(pos);
     }
+}
+
+/// Writer side: cache ids for the parser's local ids, in local-id order.
+struct Resolver<'s> {
+    store: &'s Store,
+    catalog: &'s Catalog,
+    users: Vec<UserId>,
+    devices: Vec<DeviceId>,
+    dests: Vec<(DomainId, AppId)>,
+}
+
+impl Resolver<'_> {
+    fn learn(&mut self, names: &NewNames) -> Result<(), StoreError> {
+        for u in &names.users {
+            self.users.push(self.store.intern_user(u)?);
+        }
+        for d in &names.devices {
+            self.devices.push(self.store.intern_device(d)?);
+        }
+        for d in &names.dests {
+            let v = match d {
+                DestName::Host(key) => self.store.intern_host(key, self.catalog)?,
+                DestName::VendorApp { key, app } => {
+                    let app_id = match self.catalog.identify_vendor_app(app) {
+                        Some(idx) => self.store.ensure_catalog_app(self.catalog.get(idx))?,
+                        None => self.store.ensure_unknown_app(&app.to_ascii_lowercase(), self.catalog)?,
+                    };
+                    (self.store.insert_domain(key, app_id)?, app_id)
+                }
+            };
+            self.dests.push(v);
+        }
+        Ok(())
+    }
+
+    fn user(&self, id: u32) -> Result<UserId, StoreError> {
+        self.users.get(id as usize).copied().ok_or_else(|| StoreError::Invalid(format!("unresolved user {id}")))
+    }
+    fn device(&self, id: u32) -> Result<DeviceId, StoreError> {
+        self.devices.get(id as usize).copied().ok_or_else(|| StoreError::Invalid(format!("unresolved device {id}")))
+    }
+}
+
+/// Commits one batch with its checkpoint and opens the next transaction.
+fn write_batch(
+    store: &Store,
+    r: &mut Resolver<'_>,
+    import_id: i64,
+    b: Batch,
+    t: &mut ImportTimings,
+) -> Result<(), StoreError> {
+    let started = Instant::now();
+    r.learn(&b.names)?;
+    let resolved = Instant::now();
+    t.intern_s += (resolved - started).as_secs_f64();
+    let mut facts = Vec::with_capacity(b.facts.len());
+    for (k, c) in &b.facts {
+        let (domain, app) = r
+            .dests
+            .get(k.dest as usize)
+            .copied()
+            .ok_or_else(|| StoreError::Invalid(format!("unresolved destination {}", k.dest)))?;
+        let key = FactKey { day: Day(k.day), app, domain, user: r.user(k.user)?, device: r.device(k.device)? };
+        facts.push((key, *c));
+    }
+    let mut edges = Vec::with_capacity(b.edges.len());
+    for (k, e) in &b.edges {
+        edges.push((EdgeKey { user: r.user(k.user)?, device: r.device(k.device)?, source: k.source }, *e));
+    }
+    drop(b.facts);
+    store.apply_rows(&mut facts, &edges)?;
+    store.conn.execute(
+        "UPDATE imports SET committed_offset = max(committed_offset, ?2), records = ?3, imported = ?4, skipped = ?5,
+            complete = ?6, finished = CASE WHEN ?6 THEN strftime('%s','now') ELSE finished END WHERE id = ?1",
+        params![
+            import_id,
+            b.offset as i64,
+            b.records as i64,
+            b.imported as i64,
+            b.skipped.values().sum::<u64>() as i64,
+            b.complete
+        ],
+    )?;
+    store.conn.execute("DELETE FROM import_skips WHERE import_id = ?1", [import_id])?;
+    for (reason, n) in &b.skipped {
+        store.conn.execute(
+            "INSERT INTO import_skips(import_id, reason, count) VALUES (?1, ?2, ?3)",
+            params![import_id, reason, *n as i64],
+        )?;
+    }
+    store.commit()?;
+    store.begin()?;
+    t.commit_s += resolved.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// What the parser thread hands back when it is done.
+struct ParseOutcome {
+    result: io::Result<()>,
+    records: u64,
+    imported: u64,
+    skipped: BTreeMap<String, u64>,
+    examples: Vec<SkipExample>,
+    last: Position,
+    busy: Duration,
+    blocked: Duration,
 }
 
 fn choose_format(
@@ -365,6 +569,7 @@ pub fn import_file(
         examples: Vec::new(),
         already_imported: false,
         bytes: 0,
+        timings: ImportTimings::default(),
     };
     if let Some((id, _, true, records, imported)) = prior {
         report.already_imported = true;
@@ -388,39 +593,170 @@ pub fn import_file(
             (store.conn.last_insert_rowid(), 0, 0, 0, BTreeMap::new())
         }
     };
-    store.begin()?;
-    let mut sink = ImportSink {
-        interner: Interner { store, catalog, users: HashMap::new(), devices: HashMap::new(), hosts: HashMap::new() },
-        import_id,
-        batch: FactBatch::default(),
-        resume_from,
-        records,
-        imported,
-        skipped,
-        examples: Vec::new(),
-        max_examples: opts.examples,
-        lines_in_batch: 0,
-        batch_lines: opts.batch_lines.max(1),
-        last: Position::default(),
-        error: None,
-        progress,
-        total_bytes,
-    };
-    let parsed = format.parser().parse(reader.as_mut(), &mut sink);
-    let outcome = match (parsed, sink.error.take()) {
-        (Err(e), _) => Err(io_err(e)),
-        (_, Some(e)) => Err(ImportError::Store(e)),
-        (Ok(()), None) => sink.flush(true).map_err(ImportError::from),
-    };
-    // `flush` leaves a transaction open for the next batch; close it either way.
+    let resume = Resume { import_id, resume_from, records, imported, skipped };
+    let (outcome, timings) = run_import(store, catalog, reader, format, opts, resume, total_bytes, &shown, progress);
+    // The writer leaves a transaction open for the next batch; close it either way.
     let _ = store.rollback();
-    outcome?;
-    report.records = sink.records;
-    report.imported = sink.imported;
-    report.skipped = sink.skipped;
-    report.examples = sink.examples;
-    report.bytes = sink.last.offset_end;
+    let done = outcome?;
+    report.records = done.records;
+    report.imported = done.imported;
+    report.skipped = done.skipped;
+    report.examples = done.examples;
+    report.bytes = done.last.offset_end;
+    report.timings = timings;
     Ok(report)
+}
+
+/// Where an import starts: a fresh one, or the totals committed by an interrupted run.
+struct Resume {
+    import_id: i64,
+    resume_from: u64,
+    records: u64,
+    imported: u64,
+    skipped: BTreeMap<String, u64>,
+}
+
+/// Parser thread (read, parse, aggregate) feeding this thread (resolve ids, write, commit) a
+/// batch at a time: the two cores overlap parsing with SQLite.
+#[allow(clippy::too_many_arguments)]
+fn run_import(
+    store: &Store,
+    catalog: &Catalog,
+    reader: Box<dyn BufRead + Send>,
+    format: &'static dyn LogFormat,
+    opts: &ImportOptions,
+    resume: Resume,
+    total_bytes: Option<u64>,
+    shown: &str,
+    progress: &mut dyn FnMut(Progress),
+) -> (Result<ParseOutcome, ImportError>, ImportTimings) {
+    // Room for the multi-row upserts of every roll-up next to the interning statements.
+    store.conn.set_prepared_statement_cache_capacity(64);
+    // The writes are near-appends in key order, so a smaller page cache costs little and keeps
+    // the import's memory bounded whatever the size of the cache file.
+    let page_cache: Option<i64> = store.conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).ok();
+    let _ = store.conn.pragma_update(None, "cache_size", IMPORT_PAGE_CACHE_KIB);
+    let out = run_batches(store, catalog, reader, format, opts, resume, total_bytes, shown, progress);
+    if let Some(v) = page_cache {
+        let _ = store.conn.pragma_update(None, "cache_size", v);
+    }
+    out
+}
+
+/// SQLite page cache during an import, in KiB (negative = KiB in `PRAGMA cache_size`).
+const IMPORT_PAGE_CACHE_KIB: i64 = -16 * 1024;
+
+#[allow(clippy::too_many_arguments)]
+fn run_batches(
+    store: &Store,
+    catalog: &Catalog,
+    reader: Box<dyn BufRead + Send>,
+    format: &'static dyn LogFormat,
+    opts: &ImportOptions,
+    resume: Resume,
+    total_bytes: Option<u64>,
+    shown: &str,
+    progress: &mut dyn FnMut(Progress),
+) -> (Result<ParseOutcome, ImportError>, ImportTimings) {
+    let mut timings = ImportTimings::default();
+    if let Err(e) = store.begin() {
+        return (Err(e.into()), timings);
+    }
+    let shared = Shared::default();
+    // Rendezvous: at most one batch being written and one being built, which bounds memory.
+    let (tx, rx) = sync_channel::<Batch>(0);
+    let import_id = resume.import_id;
+    let mut resolver =
+        Resolver { store, catalog, users: vec![UNKNOWN_USER], devices: vec![UNKNOWN_DEVICE], dests: Vec::new() };
+    let (parsed, written) = std::thread::scope(|scope| {
+        let shared = &shared;
+        let max_examples = opts.examples;
+        let batch_lines = opts.batch_lines.max(1);
+        let parser = scope.spawn(move || {
+            let started = Instant::now();
+            let mut input = StopReader { inner: reader, stop: &shared.stop };
+            let mut sink = Collector {
+                tx,
+                shared,
+                users: FastMap::default(),
+                devices: FastMap::default(),
+                dests: FastMap::default(),
+                batch: Batch::default(),
+                resume_from: resume.resume_from,
+                records: resume.records,
+                imported: resume.imported,
+                skipped: resume.skipped,
+                examples: Vec::new(),
+                max_examples,
+                lines_in_batch: 0,
+                batch_lines,
+                last: Position::default(),
+                blocked: Duration::ZERO,
+            };
+            let result = format.parser().parse(&mut input, &mut sink);
+            if result.is_ok() {
+                sink.send(true);
+            }
+            let busy = started.elapsed().saturating_sub(sink.blocked);
+            ParseOutcome {
+                result,
+                records: sink.records,
+                imported: sink.imported,
+                skipped: sink.skipped,
+                examples: sink.examples,
+                last: sink.last,
+                busy,
+                blocked: sink.blocked,
+            }
+        });
+        let mut written: Result<(), StoreError> = Ok(());
+        let mut idle = Duration::ZERO;
+        let report = |progress: &mut dyn FnMut(Progress)| {
+            progress(Progress {
+                lines: shared.lines.load(Ordering::Relaxed),
+                bytes: shared.bytes.load(Ordering::Relaxed),
+                total_bytes,
+            })
+        };
+        loop {
+            let waiting = Instant::now();
+            let next = rx.recv_timeout(Duration::from_millis(100));
+            idle += waiting.elapsed();
+            match next {
+                Ok(batch) => {
+                    if let Err(e) = write_batch(store, &mut resolver, import_id, batch, &mut timings) {
+                        written = Err(e);
+                        shared.stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    report(progress);
+                }
+                Err(RecvTimeoutError::Timeout) => report(progress),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Unblocks a parser waiting to send after a write error.
+        drop(rx);
+        timings.writer_idle_s = idle.as_secs_f64();
+        (parser.join(), written)
+    });
+    let outcome = match (parsed, written) {
+        (_, Err(e)) => Err(ImportError::Store(e)),
+        (Err(_), Ok(())) => {
+            Err(ImportError::Io { path: shown.to_string(), source: io::Error::other("the parser thread panicked") })
+        }
+        (Ok(p), Ok(())) => {
+            timings.parse_s = p.busy.as_secs_f64();
+            timings.parser_blocked_s = p.blocked.as_secs_f64();
+            match &p.result {
+                Err(e) => {
+                    Err(ImportError::Io { path: shown.to_string(), source: io::Error::new(e.kind(), e.to_string()) })
+                }
+                Ok(()) => Ok(p),
+            }
+        }
+    };
+    (outcome, timings)
 }
 
 fn skips_of(store: &Store, id: i64) -> Result<BTreeMap<String, u64>, StoreError> {

@@ -85,7 +85,55 @@ struct Span {
     c: Counters,
 }
 
-fn merge_span(map: &mut HashMap<(i64, i64), Span>, key: (i64, i64), day: Day, c: &Counters) {
+/// FxHash-style multiplicative hasher: the roll-up and batch keys are small integers, where
+/// SipHash's flood resistance buys nothing and costs a large share of the import.
+#[derive(Default, Clone, Copy)]
+pub struct IntHasher(u64);
+
+impl std::hash::Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Eight bytes per step: the parser hashes a user and a host name on every line.
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        let tail = chunks.remainder();
+        w[..tail.len()].copy_from_slice(tail);
+        self.write_u64(u64::from_le_bytes(w) ^ ((tail.len() as u64) << 59));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.write_u64(v as u32 as u64);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+/// A HashMap keyed by small integers.
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IntHasher>>;
+
+fn sorted<K: Ord, V>(map: FastMap<K, V>) -> Vec<(K, V)> {
+    let mut v: Vec<(K, V)> = map.into_iter().collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn merge_span(map: &mut FastMap<(i64, i64), Span>, key: (i64, i64), day: Day, c: &Counters) {
     let s = map.entry(key).or_insert(Span { first: day.0, last: day.0, c: Counters::default() });
     s.first = s.first.min(day.0);
     s.last = s.last.max(day.0);
@@ -214,86 +262,101 @@ impl Store {
     /// Writes one batch: facts, their roll-ups and user↔device edges. Must run inside
     /// `begin` / `commit`.
     pub fn apply_batch(&self, batch: &FactBatch) -> Result<()> {
-        let mut app_day: HashMap<(i64, i32), Counters> = HashMap::new();
-        let mut domain_total: HashMap<i64, Counters> = HashMap::new();
-        let mut app_user: HashMap<(i64, i64), Span> = HashMap::new();
-        let mut app_device: HashMap<(i64, i64), Span> = HashMap::new();
-        let mut user_day: HashMap<(i64, i32), Counters> = HashMap::new();
-        let mut device_day: HashMap<(i64, i32), Counters> = HashMap::new();
-        {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
-                    bytes_down = bytes_down + excluded.bytes_down,
-                    transactions = transactions + excluded.transactions,
-                    blocked = blocked + excluded.blocked",
+        let mut facts: Vec<(FactKey, Counters)> = batch.facts.iter().map(|(k, c)| (*k, *c)).collect();
+        let edges: Vec<(EdgeKey, EdgeAgg)> = batch.edges.iter().map(|(k, e)| (*k, *e)).collect();
+        self.apply_rows(&mut facts, &edges)
+    }
+
+    /// Writes facts (keys may repeat: they are summed), their roll-ups and user↔device edges.
+    /// Must run inside `begin` / `commit`. The slice is sorted in place.
+    pub fn apply_rows(&self, facts: &mut [(FactKey, Counters)], edges: &[(EdgeKey, EdgeAgg)]) -> Result<()> {
+        // Primary-key order turns the inserts into near-appends and lets equal keys be merged.
+        facts.sort_unstable_by_key(|(k, _)| (k.day.0, k.domain.0, k.user.0, k.device.0, k.app.0));
+        let mut app_day: FastMap<(i64, i32), Counters> = FastMap::default();
+        let mut domain_total: FastMap<i64, Counters> = FastMap::default();
+        let mut app_user: FastMap<(i64, i64), Span> = FastMap::default();
+        let mut app_device: FastMap<(i64, i64), Span> = FastMap::default();
+        let mut user_day: FastMap<(i64, i32), Counters> = FastMap::default();
+        let mut device_day: FastMap<(i64, i32), Counters> = FastMap::default();
+        const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
+            transactions = transactions + excluded.transactions";
+        let mut rest: &[(FactKey, Counters)] = facts;
+        // Rows are produced as they are written (no second copy of the batch); the roll-ups are
+        // folded on the way.
+        let rows = std::iter::from_fn(|| {
+            let ((k, first), tail) = rest.split_first()?;
+            // Repeated keys are summed before writing: one upsert per row.
+            let same = tail.iter().take_while(|(o, _)| o == k).count();
+            let mut c = *first;
+            for (_, o) in tail.iter().take(same) {
+                c.add(o);
+            }
+            rest = tail.get(same..).unwrap_or(&[]);
+            app_day.entry((k.app.0, k.day.0)).or_default().add(&c);
+            domain_total.entry(k.domain.0).or_default().add(&c);
+            merge_span(&mut app_user, (k.app.0, k.user.0), k.day, &c);
+            merge_span(&mut app_device, (k.app.0, k.device.0), k.day, &c);
+            user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
+            device_day.entry((k.device.0, k.day.0)).or_default().add(&c);
+            Some([
+                i64::from(k.day.0),
+                k.domain.0,
+                k.user.0,
+                k.device.0,
+                i(c.bytes_up),
+                i(c.bytes_down),
+                i(c.transactions),
+                i(c.blocked),
+            ])
+        });
+        self.upsert(
+            "traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked)",
+            &format!("{SUM4}, blocked = blocked + excluded.blocked"),
+            rows,
+        )?;
+        let rows: Vec<[i64; 6]> = sorted(app_day)
+            .into_iter()
+            .map(|((a, d), c)| [a, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])
+            .collect();
+        self.upsert(
+            "app_day(app_id, day, bytes_up, bytes_down, transactions, blocked)",
+            &format!("{SUM4}, blocked = blocked + excluded.blocked"),
+            rows,
+        )?;
+        let rows: Vec<[i64; 4]> = sorted(domain_total)
+            .into_iter()
+            .map(|(d, c)| [d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])
+            .collect();
+        self.upsert("domain_total(domain_id, bytes_up, bytes_down, transactions)", SUM4, rows)?;
+        for (table, col, map) in [("app_user", "user_id", app_user), ("app_device", "device_id", app_device)] {
+            let rows: Vec<[i64; 7]> = sorted(map)
+                .into_iter()
+                .map(|((a, x), s)| {
+                    [
+                        a,
+                        x,
+                        i64::from(s.first),
+                        i64::from(s.last),
+                        i(s.c.bytes_up),
+                        i(s.c.bytes_down),
+                        i(s.c.transactions),
+                    ]
+                })
+                .collect();
+            self.upsert(
+                &format!("{table}(app_id, {col}, first_day, last_day, bytes_up, bytes_down, transactions)"),
+                &format!(
+                    "first_day = min(first_day, excluded.first_day), last_day = max(last_day, excluded.last_day), {SUM4}"
+                ),
+                rows,
             )?;
-            let mut keys: Vec<_> = batch.facts.iter().collect();
-            // Primary-key order turns the inserts into near-appends.
-            keys.sort_unstable_by_key(|(k, _)| (k.day, k.domain.0, k.user.0, k.device.0));
-            for (k, c) in keys {
-                st.execute(params![
-                    k.day.0,
-                    k.domain.0,
-                    k.user.0,
-                    k.device.0,
-                    i(c.bytes_up),
-                    i(c.bytes_down),
-                    i(c.transactions),
-                    i(c.blocked)
-                ])?;
-                app_day.entry((k.app.0, k.day.0)).or_default().add(c);
-                domain_total.entry(k.domain.0).or_default().add(c);
-                merge_span(&mut app_user, (k.app.0, k.user.0), k.day, c);
-                merge_span(&mut app_device, (k.app.0, k.device.0), k.day, c);
-                user_day.entry((k.user.0, k.day.0)).or_default().add(c);
-                device_day.entry((k.device.0, k.day.0)).or_default().add(c);
-            }
         }
-        {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO app_day(app_id, day, bytes_up, bytes_down, transactions, blocked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
-                    transactions = transactions + excluded.transactions, blocked = blocked + excluded.blocked",
-            )?;
-            for ((a, d), c) in &app_day {
-                st.execute(params![a, d, i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])?;
-            }
-        }
-        {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO domain_total(domain_id, bytes_up, bytes_down, transactions) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
-                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions",
-            )?;
-            for (d, c) in &domain_total {
-                st.execute(params![d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])?;
-            }
-        }
-        for (table, col, map) in [("app_user", "user_id", &app_user), ("app_device", "device_id", &app_device)] {
-            let sql = format!(
-                "INSERT INTO {table}(app_id, {col}, first_day, last_day, bytes_up, bytes_down, transactions)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT DO UPDATE SET first_day = min(first_day, excluded.first_day),
-                    last_day = max(last_day, excluded.last_day), bytes_up = bytes_up + excluded.bytes_up,
-                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions"
-            );
-            let mut st = self.conn.prepare_cached(&sql)?;
-            for ((a, x), s) in map {
-                st.execute(params![a, x, s.first, s.last, i(s.c.bytes_up), i(s.c.bytes_down), i(s.c.transactions)])?;
-            }
-        }
-        for (table, col, map) in [("user_day", "user_id", &user_day), ("device_day", "device_id", &device_day)] {
-            let sql = format!(
-                "INSERT INTO {table}({col}, day, bytes_up, bytes_down, transactions) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET bytes_up = bytes_up + excluded.bytes_up,
-                    bytes_down = bytes_down + excluded.bytes_down, transactions = transactions + excluded.transactions"
-            );
-            let mut st = self.conn.prepare_cached(&sql)?;
-            for ((x, d), c) in map {
-                st.execute(params![x, d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])?;
-            }
+        for (table, col, map) in [("user_day", "user_id", user_day), ("device_day", "device_id", device_day)] {
+            let rows: Vec<[i64; 5]> = sorted(map)
+                .into_iter()
+                .map(|((x, d), c)| [x, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions)])
+                .collect();
+            self.upsert(&format!("{table}({col}, day, bytes_up, bytes_down, transactions)"), SUM4, rows)?;
         }
         {
             let mut st = self.conn.prepare_cached(
@@ -302,12 +365,54 @@ impl Store {
                  ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
                     last_seen = max(last_seen, excluded.last_seen), logons = logons + excluded.logons",
             )?;
-            for (k, e) in &batch.edges {
+            for (k, e) in edges {
                 if k.user.0 == 0 || k.device.0 == 0 {
                     continue;
                 }
                 st.execute(params![k.user.0, k.device.0, k.source, e.first_seen, e.last_seen, i(e.logons)])?;
             }
+        }
+        Ok(())
+    }
+
+    /// `INSERT INTO target VALUES … ON CONFLICT DO UPDATE SET update` for every row, many rows per
+    /// statement: per-statement overhead (step, reset, halt) dominated one-row upserts.
+    fn upsert<const N: usize>(
+        &self,
+        target: &str,
+        update: &str,
+        rows: impl IntoIterator<Item = [i64; N]>,
+    ) -> Result<()> {
+        const CHUNK: usize = 64;
+        let sql = |n: usize| {
+            let one = format!("({})", vec!["?"; N].join(","));
+            format!("INSERT INTO {target} VALUES {} ON CONFLICT DO UPDATE SET {update}", vec![one; n].join(","))
+        };
+        let mut chunk: Vec<[i64; N]> = Vec::with_capacity(CHUNK);
+        let mut rows = rows.into_iter();
+        let mut many = None;
+        loop {
+            chunk.clear();
+            chunk.extend(rows.by_ref().take(CHUNK));
+            if chunk.len() < CHUNK {
+                break;
+            }
+            let st = match &mut many {
+                Some(st) => st,
+                None => many.insert(self.conn.prepare_cached(&sql(CHUNK))?),
+            };
+            for (j, v) in chunk.iter().flatten().enumerate() {
+                st.raw_bind_parameter(j + 1, *v)?;
+            }
+            st.raw_execute()?;
+        }
+        drop(many);
+        let mut st = self.conn.prepare_cached(&sql(1))?;
+        for row in &chunk {
+            for (j, v) in row.iter().enumerate() {
+                st.raw_bind_parameter(j + 1, *v)?;
+            }
+            st.raw_execute()?;
         }
         Ok(())
     }
