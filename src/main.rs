@@ -88,6 +88,13 @@ enum Command {
         #[arg(long, default_value = "cli")]
         reason: String,
     },
+    /// Add (or `--remove`) a free custom label on an app, e.g. `pilot` or `legal-review` (audited).
+    Label {
+        app: String,
+        label: String,
+        #[arg(long)]
+        remove: bool,
+    },
     /// Write the unsanctioned apps' domains as a block list for an appliance.
     Blocklist {
         /// Output format (`--format list` shows them all).
@@ -598,6 +605,20 @@ fn main() -> anyhow::Result<()> {
             if o.alerts.new + o.alerts.updated > 0 {
                 println!("alerts: {} new, {} updated", o.alerts.new, o.alerts.updated);
             }
+        }
+        Some(Command::Label { app, label, remove }) => {
+            if cli.read_only {
+                anyhow::bail!("--read-only: labels are locked");
+            }
+            let store = Store::open(&default_db)?;
+            let id = store
+                .app_by_key_or_name(app)?
+                .ok_or_else(|| anyhow::anyhow!("no app named {} in the cache", display_safe(app)))?;
+            let changed =
+                store.set_label(id, label, !remove, &store::write::os_user(), shadowscope::runtime::wall_clock())?;
+            let labels = store.labels_of_app(id)?;
+            let note = if changed { "" } else { " (unchanged)" };
+            println!("{}: labels [{}]{note}", display_safe(app), display_safe(&labels.join(", ")));
         }
         Some(Command::Blocklist { format, output }) => {
             if format == "list" {

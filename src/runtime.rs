@@ -50,6 +50,7 @@ impl Backend {
             Effect::PreviewTag { apps, profile } => vec![self.preview(apps, profile)],
             Effect::Undo { entry } => vec![self.undo(entry)],
             Effect::SetSeverity { scope, severity } => vec![self.severity(&scope, severity)],
+            Effect::Label { needle, label, add } => vec![self.label(&needle, &label, add)],
             Effect::SetAlertStatus { id, status } => vec![self.alert_status(id, &status)],
             Effect::ExportBlocklist { format, path } => vec![self.export_blocklist(&format, &path)],
             Effect::SaveProfile { name, include, exclude } => {
@@ -182,6 +183,18 @@ impl Backend {
                     };
                     apply::set_alert_status(&self.store, AlertId(id), old, actor)?;
                 }
+                "label" => {
+                    let Some(app) = id_in("app_id").map(AppId) else {
+                        return Ok(Msg::Failed { error: "This change cannot be undone.".into() });
+                    };
+                    // Added (old empty) → remove it; removed → add it back.
+                    let (label, add) = if entry.old_value.is_empty() {
+                        (entry.new_value.as_str(), false)
+                    } else {
+                        (entry.old_value.as_str(), true)
+                    };
+                    self.store.set_label(app, label, add, &self.actor, actor.now)?;
+                }
                 "score" => {
                     let Some(app) = id_in("app_id").map(AppId) else {
                         return Ok(Msg::Failed { error: "This change cannot be undone.".into() });
@@ -219,6 +232,22 @@ impl Backend {
             },
             Err(e) => Msg::Failed { error: e.to_string() },
         }
+    }
+
+    fn label(&mut self, needle: &str, label: &str, add: bool) -> Msg {
+        let r = (|| -> Result<Msg, StoreError> {
+            let Some(app) = self.store.app_by_key_or_name(needle)? else {
+                return Ok(Msg::Failed { error: format!("No app named {}", display_safe(needle)) });
+            };
+            let changed = self.store.set_label(app, label, add, &self.actor, (self.now)())?;
+            let (verb, none) = if add { ("Labelled", "already has") } else { ("Unlabelled", "has no") };
+            Ok(if changed {
+                Msg::Done { text: format!("{verb} {} {}", display_safe(needle), display_safe(label)) }
+            } else {
+                Msg::Done { text: format!("{} {none} label {}", display_safe(needle), display_safe(label)) }
+            })
+        })();
+        r.unwrap_or_else(|e| Msg::Failed { error: e.to_string() })
     }
 
     fn alert_status(&mut self, id: AlertId, status: &str) -> Msg {

@@ -379,3 +379,49 @@ fn a_score_override_is_undone_from_the_audit_log() {
     h.key(Key::ch('z'));
     assert_eq!(h.backend.store.app(id, h.state.period).unwrap().unwrap().score, before);
 }
+
+#[test]
+fn labels_and_bulk_tagging_everything_a_filter_shows() {
+    let mut h = Harness::new(140, 40);
+    let mega = h.summary.exfil_app.clone();
+    let fx = app::update::run_command(&mut h.state, &format!("label {mega} exfil-case"));
+    h.run(fx);
+    let id = h.backend.store.app_by_key_or_name(&mega).unwrap().unwrap();
+    assert_eq!(h.backend.store.labels_of_app(id).unwrap(), vec!["exfil-case".to_string()]);
+    // The label is searchable in the Apps view and shown on the app's page.
+    h.key(Key::ch('2'));
+    h.key(Key::ch('/'));
+    h.keys("exfil-case");
+    h.key(Key::plain(KeyCode::Enter));
+    assert_eq!(h.state.current().focused().unwrap().visible.len(), 1);
+    h.key(Key::plain(KeyCode::Enter));
+    assert!(h.screen().contains("labels exfil-case"), "{}", h.screen());
+    // Undo from the audit log removes it.
+    h.key(Key::ch('6'));
+    h.key(Key::ch('z'));
+    assert!(h.backend.store.labels_of_app(id).unwrap().is_empty());
+
+    // Bulk: filter the Apps view, A marks every row it shows, m tags them all after one "y".
+    h.key(Key::ch('2'));
+    h.key(Key::ch('/'));
+    h.keys("Generative AI");
+    h.key(Key::plain(KeyCode::Enter));
+    let shown: Vec<shadowscope::domain::AppId> = {
+        let t = h.state.current().focused().unwrap();
+        t.visible
+            .iter()
+            .filter_map(|&i| match t.table.rows[i].target {
+                Some(Route::App(a)) => Some(a),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(shown.len() >= 2, "{shown:?}");
+    h.key(Key::ch('A'));
+    h.key(Key::ch('m'));
+    assert!(h.screen().contains(&format!("and {} more", shown.len().saturating_sub(5))) || shown.len() <= 5);
+    h.key(Key::ch('y'));
+    for a in &shown {
+        assert_eq!(h.backend.store.app_tag(*a).unwrap(), Tag::Monitored, "{a:?}");
+    }
+}

@@ -184,6 +184,12 @@ pub enum Effect {
         scope: String,
         severity: Severity,
     },
+    /// `:label APP NAME` / `:unlabel APP NAME`: a free custom tag.
+    Label {
+        needle: String,
+        label: String,
+        add: bool,
+    },
     SetAlertStatus {
         id: AlertId,
         status: String,

@@ -292,6 +292,17 @@ impl TableView {
         }
     }
 
+    /// Marks every visible (filtered) row, or clears the marks when they are all marked already.
+    /// Returns how many rows are marked afterwards.
+    pub fn toggle_mark_all(&mut self) -> usize {
+        if !self.visible.is_empty() && self.visible.iter().all(|i| self.marks.contains(i)) {
+            self.marks.clear();
+        } else {
+            self.marks.extend(self.visible.iter().copied());
+        }
+        self.marks.len()
+    }
+
     /// Marks or returns the rows an action applies to: the marked ones, else the selected one.
     pub fn action_rows(&self) -> Vec<&Row> {
         if self.marks.is_empty() {

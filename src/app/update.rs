@@ -406,6 +406,12 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
                 t.move_by(1);
             }
         }
+        Action::MarkAll => {
+            if let Some(t) = state.current_mut().focused_mut() {
+                let n = t.toggle_mark_all();
+                set_status(state, format!("{n} row(s) marked"), false);
+            }
+        }
         Action::TagSanctioned => effects = ask_tag(state, Tag::Sanctioned),
         Action::TagUnsanctioned => effects = ask_tag(state, Tag::Unsanctioned),
         Action::TagMonitored => effects = ask_tag(state, Tag::Monitored),
@@ -622,6 +628,8 @@ pub const COMMANDS: &[&str] = &[
     "severity ",
     "score ",
     "profile ",
+    "label ",
+    "unlabel ",
     "resolve",
     "dismiss",
     "export csv ",
@@ -768,6 +776,16 @@ pub fn run_command(state: &mut State, input: &str) -> Vec<Effect> {
                 return command_error(state, input, "read-only session: profiles are locked");
             }
             vec![Effect::SaveProfile { name: name.to_string(), include, exclude }]
+        }
+        "label" | "unlabel" => {
+            // :label APP NAME (the app may contain spaces; the label is the last word)
+            let Some((app, label)) = rest.rsplit_once(' ') else {
+                return command_error(state, input, "label: :label APP NAME, :unlabel APP NAME");
+            };
+            if state.read_only {
+                return command_error(state, input, "read-only session: labels are locked");
+            }
+            vec![Effect::Label { needle: app.trim().to_string(), label: label.to_string(), add: cmd == "label" }]
         }
         "resolve" => alert_status(state, "resolved"),
         "dismiss" => alert_status(state, "dismissed"),

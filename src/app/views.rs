@@ -49,7 +49,7 @@ pub fn apps_table(rows: &[AppRow], title: &str) -> Table {
                     Cell::Spark(a.trend.clone()),
                 ],
                 target: Some(Route::App(a.id)),
-                key: format!("{} {} {}", a.name, a.category, a.key),
+                key: format!("{} {} {} {}", a.name, a.category, a.key, a.labels),
                 item: None,
             })
             .collect(),
@@ -448,13 +448,7 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
             ("App".into(), format!("{} ({})", a.name, a.vendor)),
             ("Category".into(), a.category.clone()),
             ("Risk".into(), format!("{:.0}/10 · {}", a.score.0, risk_label(a.score.level()))),
-            (
-                "Tag".into(),
-                match r.tag_profile {
-                    Some(p) => format!("{} · profile {p}", a.tag.label()),
-                    None => a.tag.label().into(),
-                },
-            ),
+            ("Tag".into(), tag_fact(a, r.tag_profile)),
             ("MDE indicators".into(), outbox_summary(r.outbox)),
             ("Users · devices".into(), format!("{} · {}", r.users.total, r.devices.total)),
             ("Traffic".into(), format!("up {} · down {}", human_bytes(up), human_bytes(down))),
@@ -495,6 +489,18 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
         ],
         dashboard: None,
     }
+}
+
+/// "UNSANCT · profile no-kiosks · labels pilot, legal-review".
+fn tag_fact(a: &AppRow, profile: Option<&str>) -> String {
+    let mut t = a.tag.label().to_string();
+    if let Some(p) = profile {
+        t.push_str(&format!(" · profile {p}"));
+    }
+    if !a.labels.is_empty() {
+        t.push_str(&format!(" · labels {}", a.labels));
+    }
+    t
 }
 
 /// 12345 → "12,345".

@@ -261,6 +261,38 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    // ---- custom labels ----
+
+    /// Adds (or removes) a free label on an app, audited (action `label`, old → new). Returns
+    /// false when nothing changed.
+    pub fn set_label(&self, app: AppId, label: &str, add: bool, actor: &str, ts: i64) -> Result<bool> {
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > 40 || label.chars().any(char::is_control) {
+            return Err(StoreError::Invalid("a label is 1–40 printable characters".into()));
+        }
+        self.in_transaction(|s| {
+            let (key, _, _) = s.app_identity(app)?;
+            let changed = if add {
+                s.conn
+                    .execute("INSERT OR IGNORE INTO app_labels(app_id, label) VALUES (?1, ?2)", params![app.0, label])?
+            } else {
+                s.conn.execute("DELETE FROM app_labels WHERE app_id = ?1 AND label = ?2", params![app.0, label])?
+            } > 0;
+            if changed {
+                let (old, new) = if add { ("", label) } else { (label, "") };
+                let detail = serde_json::json!({ "app_id": app.0 }).to_string();
+                s.append_audit(ts, actor, "label", &key, old, new, &detail)?;
+            }
+            Ok(changed)
+        })
+    }
+
+    pub fn labels_of_app(&self, app: AppId) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached("SELECT label FROM app_labels WHERE app_id = ?1 ORDER BY label")?;
+        let rows = st.query_map([app.0], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     // ---- severities ----
 
     pub fn global_severity(&self) -> Result<Severity> {

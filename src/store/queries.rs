@@ -24,6 +24,8 @@ pub struct AppRow {
     pub last_day: Option<Day>,
     /// Daily traffic (up + down) over the period's last days, oldest first.
     pub trend: Vec<u64>,
+    /// Custom labels, comma-separated.
+    pub labels: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,12 +174,14 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<AppRow> {
         first_day: day_opt(r.get(14)?),
         last_day: day_opt(r.get(15)?),
         trend: Vec::new(),
+        labels: r.get::<_, Option<String>>(16)?.unwrap_or_default(),
     })
 }
 
 const APP_COLUMNS: &str = "a.id, a.key, a.name, a.vendor, a.category, a.unknown, a.score, a.risk_override, a.tag,
     coalesce(s.users, 0), coalesce(s.devices, 0), coalesce(s.bytes_up, 0), coalesce(s.bytes_down, 0),
-    coalesce(s.transactions, 0), f.first_day, f.last_day";
+    coalesce(s.transactions, 0), f.first_day, f.last_day,
+    (SELECT group_concat(label, ', ') FROM app_labels l WHERE l.app_id = a.id)";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -496,8 +500,7 @@ impl Store {
     }
 
     pub fn devices_of_app(&self, app: AppId) -> Result<Capped<UsageRow>> {
-        let total =
-            self.conn.query_row("SELECT count(*) FROM app_device WHERE app_id = ?1", [app.0], |r| r.get(0))?;
+        let total = self.conn.query_row("SELECT count(*) FROM app_device WHERE app_id = ?1", [app.0], |r| r.get(0))?;
         Ok(Capped { rows: self.usage(Side::Device, true, app.0, Some(DETAIL_ROWS))?, total: u(total) })
     }
 

@@ -285,4 +285,10 @@ CREATE INDEX alerts_by_key ON alerts(dedup_key);
 CREATE INDEX outbox_by_status ON outbox(status, id);
 -- The user summaries count each user's open alerts: without this, users × open alerts.
 CREATE INDEX alerts_open_by_user ON alerts(user_id) WHERE status = 'open';
+-- Free custom tags ("labels") beside the sanction tag, e.g. "pilot", "legal-review".
+CREATE TABLE app_labels(
+    app_id INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY(app_id, label)
+) STRICT, WITHOUT ROWID;
 "#;
