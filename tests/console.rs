@@ -3,6 +3,7 @@
 use crossterm::event::KeyCode;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use shadowscope::actions::indicators::OutboxOp;
 use shadowscope::app::keymap::Key;
 use shadowscope::app::{self, Effect, Mode, Msg, Route, State};
 use shadowscope::catalog::Catalog;
@@ -175,8 +176,19 @@ fn filter_sort_and_tag_with_confirmation_and_undo() {
     // The audit log has it; z undoes it.
     let audit = h.backend.store.audit_entries(None, 5).unwrap();
     assert_eq!((audit[0].actor.as_str(), audit[0].new_value.as_str()), ("analyst", "unsanctioned"));
+    let before_undo = h.backend.store.outbox_since(0).unwrap().last().map(|(id, _)| *id).unwrap_or(0);
     h.key(Key::ch('z'));
     assert_eq!(h.backend.store.app_tag(id).unwrap(), Tag::None);
+    // Undo queues the removal of every Block indicator the tag had queued.
+    let ops = h.backend.store.outbox_since(0).unwrap();
+    let blocks = ops
+        .iter()
+        .filter(|(i, op)| {
+            *i <= before_undo && matches!(op, OutboxOp::Upsert(s) if s.application.contains(&h.summary.genai_app))
+        })
+        .count();
+    let deletes = ops.iter().filter(|(i, op)| *i > before_undo && matches!(op, OutboxOp::Delete { .. })).count();
+    assert!(blocks > 0 && deletes == blocks, "{blocks} blocks, {deletes} deletes");
     // Sorting: o moves the sort column, O flips it.
     h.key(Key::plain(KeyCode::Esc));
     let before = h.state.current().focused().unwrap().sort;
