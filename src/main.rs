@@ -352,6 +352,8 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Demo { users, days, no_ui, live: true, .. }) => {
             let path = cli.db.clone().unwrap_or_else(demo_path);
+            // Never delete a cache another process is writing: hold its writer lock first.
+            let _writer = if path.exists() { Some(store::acquire_writer_lock(&path)?) } else { None };
             remove_cache(&path).with_context(|| format!("cannot replace {}", path.display()))?;
             let opts = FakeTenantOptions {
                 users: *users,
@@ -367,6 +369,8 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::Demo { users, days, seed, no_ui, live: false }) => {
             let path = cli.db.clone().unwrap_or_else(demo_path);
+            // Never delete a cache another process is writing: hold its writer lock first.
+            let _writer = if path.exists() { Some(store::acquire_writer_lock(&path)?) } else { None };
             remove_cache(&path).with_context(|| format!("cannot replace {}", path.display()))?;
             let store = Store::open(&path)?;
             let started = Instant::now();

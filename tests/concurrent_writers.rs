@@ -66,6 +66,10 @@ fn second_process_is_refused_with_the_writers_pid() {
     let tag = shadowscope(&db, dir.path()).args(["tag", "example", "monitored"]).output().unwrap();
     assert!(!tag.status.success());
     assert!(String::from_utf8_lossy(&tag.stderr).contains(&format!("(pid {pid})")));
+    // `demo` replaces its cache file: never one another process is writing.
+    let demo = shadowscope(&db, dir.path()).args(["demo", "--no-ui", "--users", "20", "--days", "3"]).output().unwrap();
+    assert!(!demo.status.success());
+    assert!(String::from_utf8_lossy(&demo.stderr).contains(&format!("(pid {pid})")));
 
     // The first import finishes normally with all of its lines.
     stdin.write_all(squid_lines(1000, "first.example.com").as_bytes()).unwrap();

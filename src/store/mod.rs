@@ -77,7 +77,7 @@ pub struct Store {
 ///
 /// Dropping the last `Arc` closes the file and so releases the lock without touching the
 /// registry; the dead `Weak` left behind is replaced by the next `open`.
-struct WriterLock {
+pub struct WriterLock {
     _file: std::fs::File,
 }
 
@@ -94,7 +94,7 @@ pub fn lock_path(db: &Path) -> PathBuf {
 }
 
 /// Takes (or shares, within this process) the writer lock of the cache at `db`, which exists.
-fn acquire_writer_lock(db: &Path) -> Result<Arc<WriterLock>> {
+pub fn acquire_writer_lock(db: &Path) -> Result<Arc<WriterLock>> {
     use std::io::{Read, Seek, Write};
     let key = std::fs::canonicalize(db)?;
     // Poisoning only means another thread panicked while holding the map; the map is still valid.
