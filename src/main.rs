@@ -753,6 +753,25 @@ fn main() -> anyhow::Result<()> {
             if let Some(p) = shadowscope::event::session_path() {
                 println!("session: {}", p.display());
             }
+            println!("config:  {}", cli.config.clone().unwrap_or_else(shadowscope::config::default_path).display());
+            if default_db.exists() {
+                let store = Store::open_read_only(&default_db)?;
+                let c = store.counts()?;
+                println!("cached:  {} users, {} devices, {} apps", c.users, c.devices, c.apps);
+                let groups = store.device_groups()?;
+                println!(
+                    "device groups: {}",
+                    if groups.is_empty() { "none".into() } else { display_safe(&groups.join(", ")).into_owned() }
+                );
+                for p in store.profiles()? {
+                    println!(
+                        "profile {}: include [{}] exclude [{}]",
+                        display_safe(&p.name),
+                        display_safe(&p.include_groups.join(", ")),
+                        display_safe(&p.exclude_groups.join(", "))
+                    );
+                }
+            }
         }
     }
     Ok(())
