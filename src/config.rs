@@ -103,3 +103,27 @@ mod tests {
         assert!(FileConfig::load(Some(&missing)).is_err());
     }
 }
+
+#[cfg(test)]
+mod readme_example {
+    use super::*;
+
+    /// The config file shown in the README is the one users copy: it must stay valid.
+    #[test]
+    fn the_readme_example_parses_and_applies() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("### Config file").expect("README has a config section");
+        let block = &readme[start..];
+        let body = block.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+        let cfg = FileConfig::parse(body, Path::new("README.md")).unwrap();
+        let keys = crate::app::keymap::Keymap::with_overrides(cfg.keys.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            keys.action_for(crate::app::keymap::Key::ch('U')),
+            Some(crate::app::keymap::Action::TagUnsanctioned)
+        );
+        crate::app::palette::Palette::with_overrides(cfg.theme.as_ref().unwrap()).unwrap();
+        let sync = cfg.sync.unwrap();
+        assert!(sync.sources.risky_users);
+        assert!(sync.secret_file.is_some());
+    }
+}
