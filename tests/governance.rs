@@ -140,7 +140,8 @@ fn the_planted_stories_raise_exactly_their_alerts() {
     let mega = app(&store, &s.exfil_app);
     let deepseek = app(&store, &s.genai_app);
     let exfil = store.user_by_upn(&s.exfil_user).unwrap().unwrap();
-    let mut keys: Vec<String> = store.alerts_for_export(true).unwrap().into_iter().map(|a| a.key).collect::<Vec<_>>();
+    let mut keys: Vec<String> =
+        store.alerts_for_export(true).unwrap().into_iter().map(|a| a.record.key).collect::<Vec<_>>();
     keys.sort();
     let mut want = vec![
         format!("unsanctioned-app-used:{exfil}:{mega}"),

@@ -2,7 +2,7 @@
 //! the indicator operations in one transaction; alert policies run over the cache and fold
 //! their findings into the alerts table; block lists and SIEM exports are read from it.
 //! The pure rules live beside this file; here they meet the store.
-use super::alert_export::{self, AlertEvent, AlertRecord};
+use super::alert_export::{self, AlertRecord};
 use super::blocklist::{self, BlockedApp, BlocklistFormat, RenderOptions, RenderedBlocklist};
 use super::indicators::{AppForEnforcement, IndicatorAction, ScopedProfile, plan_indicators};
 use super::policy::{self, AlertChange, PolicyInput, PolicyKind, PolicySettings};
@@ -329,30 +329,9 @@ pub fn render_alerts(store: &Store, format: AlertFormat, all: bool, now: i64) ->
 }
 
 fn render_rows(rows: &[ExportRow], format: AlertFormat, now: i64) -> String {
-    let records: Vec<AlertRecord> = rows.iter().map(|r| record(r, now)).collect();
+    let records: Vec<AlertRecord> = rows.iter().map(|r| AlertRecord { exported_at: now, ..r.record.clone() }).collect();
     match format {
         AlertFormat::Json => alert_export::to_json_lines(&records),
         AlertFormat::Cef => alert_export::to_cef_lines(&records),
-    }
-}
-
-fn record(r: &ExportRow, now: i64) -> AlertRecord {
-    AlertRecord {
-        id: r.id,
-        event: if r.exported_version == 0 { AlertEvent::New } else { AlertEvent::Update },
-        key: r.key.clone(),
-        policy: r.policy,
-        title: r.title.clone(),
-        description: r.evidence.clone(),
-        severity: r.severity,
-        user: r.user,
-        upn: r.upn.clone(),
-        app: r.app,
-        app_name: r.app_name.clone(),
-        devices: r.devices.clone(),
-        count: r.count,
-        first_seen: r.first_seen,
-        last_seen: r.last_seen,
-        exported_at: now,
     }
 }

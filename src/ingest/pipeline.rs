@@ -616,6 +616,35 @@ struct Resume {
     skipped: BTreeMap<String, u64>,
 }
 
+/// SQLite page cache during an import, in KiB (negative = KiB in `PRAGMA cache_size`).
+const IMPORT_PAGE_CACHE_KIB: i64 = -16 * 1024;
+
+/// Shrinks the page cache for the length of an import and puts it back afterwards, however the
+/// import ends. The writes are near-appends in key order, so a smaller cache costs little and
+/// keeps the import's memory bounded whatever the size of the cache file.
+struct ImportPageCache<'a> {
+    store: &'a Store,
+    before: Option<i64>,
+}
+
+impl<'a> ImportPageCache<'a> {
+    fn shrink(store: &'a Store) -> ImportPageCache<'a> {
+        // Room for the multi-row upserts of every roll-up next to the interning statements.
+        store.conn.set_prepared_statement_cache_capacity(64);
+        let before = store.conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).ok();
+        let _ = store.conn.pragma_update(None, "cache_size", IMPORT_PAGE_CACHE_KIB);
+        ImportPageCache { store, before }
+    }
+}
+
+impl Drop for ImportPageCache<'_> {
+    fn drop(&mut self) {
+        if let Some(v) = self.before {
+            let _ = self.store.conn.pragma_update(None, "cache_size", v);
+        }
+    }
+}
+
 /// Parser thread (read, parse, aggregate) feeding this thread (resolve ids, write, commit) a
 /// batch at a time: the two cores overlap parsing with SQLite.
 #[allow(clippy::too_many_arguments)]
@@ -630,34 +659,7 @@ fn run_import(
     shown: &str,
     progress: &mut dyn FnMut(Progress),
 ) -> (Result<ParseOutcome, ImportError>, ImportTimings) {
-    // Room for the multi-row upserts of every roll-up next to the interning statements.
-    store.conn.set_prepared_statement_cache_capacity(64);
-    // The writes are near-appends in key order, so a smaller page cache costs little and keeps
-    // the import's memory bounded whatever the size of the cache file.
-    let page_cache: Option<i64> = store.conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).ok();
-    let _ = store.conn.pragma_update(None, "cache_size", IMPORT_PAGE_CACHE_KIB);
-    let out = run_batches(store, catalog, reader, format, opts, resume, total_bytes, shown, progress);
-    if let Some(v) = page_cache {
-        let _ = store.conn.pragma_update(None, "cache_size", v);
-    }
-    out
-}
-
-/// SQLite page cache during an import, in KiB (negative = KiB in `PRAGMA cache_size`).
-const IMPORT_PAGE_CACHE_KIB: i64 = -16 * 1024;
-
-#[allow(clippy::too_many_arguments)]
-fn run_batches(
-    store: &Store,
-    catalog: &Catalog,
-    reader: Box<dyn BufRead + Send>,
-    format: &'static dyn LogFormat,
-    opts: &ImportOptions,
-    resume: Resume,
-    total_bytes: Option<u64>,
-    shown: &str,
-    progress: &mut dyn FnMut(Progress),
-) -> (Result<ParseOutcome, ImportError>, ImportTimings) {
+    let _page_cache = ImportPageCache::shrink(store);
     let mut timings = ImportTimings::default();
     if let Err(e) = store.begin() {
         return (Err(e.into()), timings);

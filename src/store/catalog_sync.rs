@@ -366,8 +366,8 @@ mod tests {
             s.conn.query_row("SELECT id FROM apps WHERE key = 'unknown:acme-files.example'", [], |r| r.get(0)).unwrap(),
         );
         let yahoo = AppId(s.conn.query_row("SELECT id FROM apps WHERE key = 'yahoo-mail'", [], |r| r.get(0)).unwrap());
-        s.set_tag(unknown, Tag::Unsanctioned, Some("servers"), "alice", "test", 5).unwrap();
-        s.set_tag(yahoo, Tag::Monitored, None, "alice", "test", 5).unwrap();
+        s.in_transaction(|s| s.set_tag_tx(unknown, Tag::Unsanctioned, Some("servers"), "alice", "test", 5)).unwrap();
+        s.in_transaction(|s| s.set_tag_tx(yahoo, Tag::Monitored, None, "alice", "test", 5)).unwrap();
         s.set_risk_override(yahoo, Some(2.5), "alice", "looked at it", 6).unwrap();
 
         let r = s.reapply_catalog(&with_acme()).unwrap();

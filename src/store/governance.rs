@@ -2,6 +2,7 @@
 //! inputs of the alert policies, and alert rows (create, bump, relabel, resolve, export marks).
 //! Decisions are made in `crate::actions`; this file only reads and writes rows.
 use super::{Result, Store, StoreError};
+use crate::actions::alert_export::{AlertEvent, AlertRecord};
 use crate::actions::indicators::{OutboxOp, ScopedProfile};
 use crate::actions::policy::{AlertCandidate, DedupKey, OpenAlert, PolicyApp, PolicyKind, PolicyUser, UsageFact};
 use crate::domain::{AlertId, AppId, Day, DeviceId, IdentityRisk, RiskScore, Severity, Tag, UserId};
@@ -34,23 +35,11 @@ impl AlertStatus {
     }
 }
 
-/// One alert as a SIEM export needs it.
+/// One alert as a SIEM export needs it, with the versions that say whether it changed since
+/// the last export. `record.event` follows from them; `record.exported_at` is the caller's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportRow {
-    pub id: AlertId,
-    pub policy: PolicyKind,
-    pub key: String,
-    pub title: String,
-    pub evidence: String,
-    pub severity: Severity,
-    pub user: Option<UserId>,
-    pub upn: Option<String>,
-    pub app: AppId,
-    pub app_name: String,
-    pub devices: Vec<DeviceId>,
-    pub count: u64,
-    pub first_seen: Day,
-    pub last_seen: Day,
+    pub record: AlertRecord,
     pub version: u64,
     pub exported_version: u64,
 }
@@ -566,33 +555,39 @@ impl Store {
              WHERE l.app_id IS NOT NULL AND (?1 OR l.version > l.exported_version) ORDER BY l.id",
         )?;
         let rows = st.query_map([all], |r| {
+            let exported_version = u(r.get(15)?);
             Ok((
                 r.get::<_, String>(1)?,
                 ExportRow {
-                    id: AlertId(r.get(0)?),
-                    policy: PolicyKind::UnsanctionedAppUsed,
-                    key: r.get(2)?,
-                    title: r.get(3)?,
-                    evidence: r.get(4)?,
-                    severity: Severity::from_i64(r.get(5)?),
-                    user: r.get::<_, Option<i64>>(6)?.map(UserId),
-                    upn: r.get(7)?,
-                    app: AppId(r.get(8)?),
-                    app_name: r.get(9)?,
-                    devices: parse_device_list(&r.get::<_, String>(10)?),
-                    count: u(r.get(11)?),
-                    first_seen: Day::from_unix(r.get(12)?),
-                    last_seen: Day::from_unix(r.get(13)?),
+                    record: AlertRecord {
+                        id: AlertId(r.get(0)?),
+                        event: if exported_version == 0 { AlertEvent::New } else { AlertEvent::Update },
+                        key: r.get(2)?,
+                        policy: PolicyKind::UnsanctionedAppUsed,
+                        title: r.get(3)?,
+                        description: r.get(4)?,
+                        severity: Severity::from_i64(r.get(5)?),
+                        user: r.get::<_, Option<i64>>(6)?.map(UserId),
+                        upn: r.get(7)?,
+                        app: AppId(r.get(8)?),
+                        app_name: r.get(9)?,
+                        devices: parse_device_list(&r.get::<_, String>(10)?),
+                        count: u(r.get(11)?),
+                        first_seen: Day::from_unix(r.get(12)?),
+                        last_seen: Day::from_unix(r.get(13)?),
+                        exported_at: 0,
+                    },
                     version: u(r.get(14)?),
-                    exported_version: u(r.get(15)?),
+                    exported_version,
                 },
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (policy, mut e) = row?;
+            // MDCA's own alerts (policy "mdca") are not ours to re-export.
             let Some(policy) = PolicyKind::parse(&policy) else { continue };
-            e.policy = policy;
+            e.record.policy = policy;
             out.push(e);
         }
         Ok(out)
@@ -602,7 +597,7 @@ impl Store {
         self.in_transaction(|s| {
             let mut st = s.conn.prepare_cached("UPDATE alerts SET exported_version = ?2 WHERE id = ?1")?;
             for r in rows {
-                st.execute(params![r.id.0, i(r.version)])?;
+                st.execute(params![r.record.id.0, i(r.version)])?;
             }
             Ok(())
         })

@@ -505,19 +505,6 @@ impl Store {
         v.map(Tag::from_i64).ok_or_else(|| StoreError::Invalid(format!("no app with id {app}")))
     }
 
-    /// Sets an app's tag and records it in the audit log, in one transaction.
-    pub fn set_tag(
-        &self,
-        app: AppId,
-        tag: Tag,
-        profile: Option<&str>,
-        actor: &str,
-        reason: &str,
-        ts: i64,
-    ) -> Result<Tag> {
-        self.in_transaction(|s| Ok(s.set_tag_tx(app, tag, profile, actor, reason, ts)?.0))
-    }
-
     pub fn severity_setting(&self, key: &str) -> Result<Option<Severity>> {
         Ok(self.setting(key)?.as_deref().and_then(Severity::parse))
     }
