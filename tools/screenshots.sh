@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 cargo build --release
 BIN=$PWD/target/release/shadowscope
 OUT=$PWD/screenshots
-DB=$(mktemp -d)/demo.db
+TMP=$(mktemp -d)
+DB=$TMP/demo.db
 mkdir -p "$OUT"
 "$BIN" --db "$DB" demo --no-ui
 tmux kill-session -t shot 2>/dev/null || true
-tmux new-session -d -s shot -x 160 -y 45 "env -u NO_COLOR TERM=xterm-256color $BIN --db $DB ui"
+tmux new-session -d -s shot -x 160 -y 45 "env -u NO_COLOR TERM=xterm-256color XDG_STATE_HOME=$TMP XDG_CONFIG_HOME=$TMP $BIN --db $DB ui"
 sleep 1.5
 shot() { # name keys...
   local name=$1; shift
@@ -31,6 +32,10 @@ shot apps 2
 shot app-detail Enter
 shot devices 4
 shot dashboard 1
+shot alerts 5
+shot settings 7
+shot confirm-unsanction 2 / d e e p s e e k Enter u
+tmux send-keys -t shot n Escape
 shot help '?'
 tmux send-keys -t shot Escape q
 tmux kill-session -t shot 2>/dev/null || true

@@ -30,17 +30,10 @@ pub enum Route {
 }
 
 impl Route {
+    /// Drawn as a bare table. Settings is not: it has facts (outbox, device groups) and several
+    /// tables, like a detail page.
     pub fn is_list(self) -> bool {
-        matches!(
-            self,
-            Route::Dashboard
-                | Route::Apps
-                | Route::Users
-                | Route::Devices
-                | Route::Alerts
-                | Route::Audit
-                | Route::Settings
-        )
+        matches!(self, Route::Dashboard | Route::Apps | Route::Users | Route::Devices | Route::Alerts | Route::Audit)
     }
 }
 

@@ -625,7 +625,7 @@ pub fn settings(r: SettingsRows<'_>) -> ViewData {
         tables: vec![
             Table {
                 title: "Alert severity".into(),
-                columns: vec![col("Setting", 30, 0, false), col("Severity", 8, 0, false), col("Applies", 24, 1, false)],
+                columns: vec![col("Setting", 44, 0, false), col("Severity", 8, 0, false), col("Applies", 24, 1, false)],
                 rows: severity_rows,
                 default_sort: None,
             },
