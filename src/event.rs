@@ -37,9 +37,9 @@ fn save_session(s: &app::Session) {
     }
 }
 
-/// What `:sync` needs: the cache path (the sync opens its own connection, sharing this
-/// process's writer lock) and the `[sync]` section of the config file.
-pub struct SyncSetup {
+/// What background work (`:sync`, `:import`) needs: the cache path (it opens its own
+/// connection, sharing this process's writer lock) and the `[sync]` section of the config file.
+pub struct BackgroundSetup {
     pub db: std::path::PathBuf,
     pub catalog: &'static crate::catalog::Catalog,
     /// Err: why sync is not configured (shown when the analyst types `:sync`).
@@ -47,11 +47,11 @@ pub struct SyncSetup {
 }
 
 /// Runs a sync on its own thread, reporting progress and the outcome as messages.
-fn spawn_sync(setup: &SyncSetup, tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
+fn spawn_sync(setup: &BackgroundSetup, tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
     let cfg = match &setup.config {
         Ok(c) => c.clone(),
         Err(why) => {
-            let _ = tx.send(Msg::SyncFinished { ok: false, text: why.clone() });
+            let _ = tx.send(Msg::BackgroundDone { ok: false, text: why.clone() });
             return;
         }
     };
@@ -59,7 +59,7 @@ fn spawn_sync(setup: &SyncSetup, tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
     let spawned = std::thread::Builder::new().name("sync".into()).spawn(move || {
         let progress_tx = tx.clone();
         let progress = move |p: crate::sync::SyncProgress| {
-            let _ = progress_tx.send(Msg::SyncProgress { text: crate::sync::run::progress_line(&p) });
+            let _ = progress_tx.send(Msg::Progress { text: crate::sync::run::progress_line(&p) });
         };
         let msg = match crate::sync::run::sync_and_push_blocking(&db, catalog, &cfg, None, &progress) {
             Ok(o) => {
@@ -72,9 +72,9 @@ fn spawn_sync(setup: &SyncSetup, tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
                     o.alerts.updated,
                     if failed.is_empty() { String::new() } else { format!(" — failed: {}", failed.join("; ")) }
                 );
-                Msg::SyncFinished { ok: o.is_ok(), text }
+                Msg::BackgroundDone { ok: o.is_ok(), text }
             }
-            Err(e) => Msg::SyncFinished { ok: false, text: format!("Sync failed: {e}") },
+            Err(e) => Msg::BackgroundDone { ok: false, text: format!("Sync failed: {e}") },
         };
         let _ = tx.send(msg);
     });
@@ -83,7 +83,32 @@ fn spawn_sync(setup: &SyncSetup, tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
     }
 }
 
-pub async fn run_console(backend: Backend, mut state: State, sync: SyncSetup) -> anyhow::Result<()> {
+/// Runs `:import` on its own thread and connection (the store worker stays free for the views),
+/// with a progress line at most every 200 ms.
+fn spawn_import(setup: &BackgroundSetup, path: String, tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
+    let (db, catalog) = (setup.db.clone(), setup.catalog);
+    let spawned = std::thread::Builder::new().name("import".into()).spawn(move || {
+        let msg = match crate::store::Store::open(&db) {
+            Ok(store) => {
+                let last = std::cell::Cell::new(std::time::Instant::now());
+                let progress = |text: String| {
+                    if last.get().elapsed() >= std::time::Duration::from_millis(200) {
+                        last.set(std::time::Instant::now());
+                        let _ = tx.send(Msg::Progress { text });
+                    }
+                };
+                crate::runtime::import_into(&store, catalog, &path, &progress)
+            }
+            Err(e) => Msg::BackgroundDone { ok: false, text: format!("Import failed: {e}") },
+        };
+        let _ = tx.send(msg);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(%e, "cannot start the import thread");
+    }
+}
+
+pub async fn run_console(backend: Backend, mut state: State, sync: BackgroundSetup) -> anyhow::Result<()> {
     let (msg_tx, mut msg_rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
     let sync_tx = msg_tx.clone();
     let (fx_tx, fx_rx) = std::sync::mpsc::channel::<Effect>();
@@ -125,6 +150,7 @@ pub async fn run_console(backend: Backend, mut state: State, sync: SyncSetup) ->
                     }
                     Effect::SaveSession(s) => save_session(&s),
                     Effect::Sync => spawn_sync(&sync, sync_tx.clone()),
+                    Effect::Import { path } => spawn_import(&sync, path, sync_tx.clone()),
                     other => {
                         fx_tx.send(other).map_err(|_| anyhow::anyhow!("store worker stopped"))?;
                     }
@@ -179,8 +205,8 @@ mod tests {
         let mut progress = Vec::new();
         loop {
             match rx.blocking_recv() {
-                Some(Msg::SyncProgress { text }) => progress.push(text),
-                Some(Msg::SyncFinished { ok, text }) => return (progress, ok, text),
+                Some(Msg::Progress { text }) => progress.push(text),
+                Some(Msg::BackgroundDone { ok, text }) => return (progress, ok, text),
                 Some(other) => panic!("unexpected {other:?}"),
                 None => panic!("sync thread ended without a result"),
             }
@@ -196,7 +222,7 @@ mod tests {
         let secret = crate::sync::run::SecretDir::create(&opts.client_secret).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let fake = rt.block_on(serve_fake_tenant(opts)).unwrap();
-        let setup = SyncSetup {
+        let setup = BackgroundSetup {
             db: db.clone(),
             catalog: crate::catalog::Catalog::builtin(),
             config: Ok(fake.sync_config(&secret.file)),
@@ -211,11 +237,34 @@ mod tests {
         assert!(store.counts().unwrap().devices >= 15);
 
         // Without a [sync] section the analyst is told why, nothing runs.
-        let none = SyncSetup { config: Err("no [sync] section in config.toml".into()), ..setup };
+        let none = BackgroundSetup { config: Err("no [sync] section in config.toml".into()), ..setup };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         spawn_sync(&none, tx);
         let (progress, ok, text) = collect_until_finished(rx);
         assert!(progress.is_empty() && !ok && text.contains("[sync]"));
+    }
+
+    #[test]
+    fn console_import_runs_on_its_own_thread_and_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cache.db");
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/elastic-integrations/squid/test-access.log");
+        let setup = BackgroundSetup {
+            db: db.clone(),
+            catalog: crate::catalog::Catalog::builtin(),
+            config: Err("no sync".into()),
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        spawn_import(&setup, sample.to_string(), tx);
+        let (_, ok, text) = collect_until_finished(rx);
+        assert!(ok && text.starts_with("Imported ") && !text.starts_with("Imported 0 "), "{text}");
+        let store = crate::store::Store::open_read_only(&db).unwrap();
+        assert!(store.counts().unwrap().apps > 0);
+        // A file that is not there: a clear failure, nothing else.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        spawn_import(&setup, dir.path().join("nope.log").to_string_lossy().into_owned(), tx);
+        let (_, ok, text) = collect_until_finished(rx);
+        assert!(!ok && text.starts_with("Import failed"), "{text}");
     }
 
     #[test]

@@ -329,7 +329,7 @@ fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()>
         state.palette = app::palette::Palette::with_overrides(theme).map_err(|e| in_file(&e))?;
     }
     let config = file.require_sync(&path).cloned().map_err(|e| e.to_string());
-    let sync = shadowscope::event::SyncSetup { db: db.to_path_buf(), catalog: Catalog::active(), config };
+    let sync = shadowscope::event::BackgroundSetup { db: db.to_path_buf(), catalog: Catalog::active(), config };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(shadowscope::event::run_console(backend, state, sync))
 }

@@ -65,7 +65,7 @@ impl Backend {
                 Ok(n) => Msg::Done { text: format!("Exported {n} rows to {}", display_safe(&path)) },
                 Err(e) => Msg::Failed { error: format!("Export to {} failed: {e}", display_safe(&path)) },
             }],
-            Effect::Import { path } => vec![self.import(&path)],
+            Effect::Import { path } => vec![import_into(&self.store, self.catalog, &path, &|_| {})],
             Effect::Sync | Effect::Copy(_) | Effect::SetMouse(_) | Effect::SaveSession(_) | Effect::Quit => Vec::new(),
         }
     }
@@ -282,27 +282,6 @@ impl Backend {
         }
     }
 
-    fn import(&mut self, path: &str) -> Msg {
-        let opts = crate::ingest::pipeline::ImportOptions::default();
-        match crate::ingest::pipeline::import_paths(&self.store, self.catalog, &[path.into()], &opts, &mut |_| {}) {
-            Ok(reports) => {
-                let imported: u64 = reports.iter().map(|r| r.imported).sum();
-                let skipped: u64 = reports.iter().map(|r| r.skipped_total()).sum();
-                let alerts = match apply::evaluate_alerts(&self.store, None) {
-                    Ok(a) => alert_note(&a),
-                    Err(e) => format!("; alert policies failed: {e}"),
-                };
-                Msg::Done {
-                    text: format!(
-                        "Imported {imported} records ({skipped} skipped) from {}{alerts}",
-                        display_safe(path)
-                    ),
-                }
-            }
-            Err(e) => Msg::Failed { error: format!("Import failed: {e}") },
-        }
-    }
-
     pub fn load(&self, route: Route, period: Period) -> Result<ViewData, StoreError> {
         let s = &self.store;
         Ok(match route {
@@ -388,6 +367,33 @@ impl Backend {
                 views::user_on_device(&user, &device, &s.apps_of_user_on_device(u, d)?)
             }
         })
+    }
+}
+
+/// `:import PATH`: the import, then the alert policies; `progress` gets a line now and then.
+/// The console runs this on its own thread and connection (see `event.rs`).
+pub fn import_into(store: &Store, catalog: &Catalog, path: &str, progress: &dyn Fn(String)) -> Msg {
+    let opts = crate::ingest::pipeline::ImportOptions::default();
+    let shown = display_safe(path).into_owned();
+    let mut report = |p: crate::ingest::pipeline::Progress| {
+        let pct =
+            p.total_bytes.map(|t| format!(" {:.0}%", 100.0 * p.bytes as f64 / t.max(1) as f64)).unwrap_or_default();
+        progress(format!("import {shown}:{pct} {} lines", p.lines));
+    };
+    match crate::ingest::pipeline::import_paths(store, catalog, &[path.into()], &opts, &mut report) {
+        Ok(reports) => {
+            let imported: u64 = reports.iter().map(|r| r.imported).sum();
+            let skipped: u64 = reports.iter().map(|r| r.skipped_total()).sum();
+            let alerts = match apply::evaluate_alerts(store, None) {
+                Ok(a) => alert_note(&a),
+                Err(e) => format!("; alert policies failed: {e}"),
+            };
+            Msg::BackgroundDone {
+                ok: true,
+                text: format!("Imported {imported} records ({skipped} skipped) from {shown}{alerts}"),
+            }
+        }
+        Err(e) => Msg::BackgroundDone { ok: false, text: format!("Import failed: {e}") },
     }
 }
 

@@ -329,13 +329,16 @@ fn sync_command_runs_once_and_reports_in_the_header() {
     // A second :sync while one runs is refused.
     assert!(app::update::run_command(&mut h.state, "sync").is_empty());
     assert!(matches!(&h.state.mode, Mode::Command { error: Some(e), .. } if e.contains("already running")));
+    // …and so is an import while the sync runs: one writer job at a time.
     h.state.mode = Mode::Normal;
-    let fx = app::update(&mut h.state, Msg::SyncProgress { text: "MDE devices: 120 rows, 2 pages".into() });
+    assert!(app::update::run_command(&mut h.state, "import /tmp/x.log").is_empty());
+    h.state.mode = Mode::Normal;
+    let fx = app::update(&mut h.state, Msg::Progress { text: "MDE devices: 120 rows, 2 pages".into() });
     h.run(fx);
-    assert!(h.screen().contains("sync: MDE devices: 120 rows"), "{}", h.screen());
-    let fx = app::update(&mut h.state, Msg::SyncFinished { ok: true, text: "Sync: 120 rows".into() });
+    assert!(h.screen().contains("⟳ MDE devices: 120 rows"), "{}", h.screen());
+    let fx = app::update(&mut h.state, Msg::BackgroundDone { ok: true, text: "Sync: 120 rows".into() });
     h.run(fx);
-    assert!(h.state.sync.is_none());
+    assert!(h.state.busy.is_none());
     assert!(h.screen().contains("Sync: 120 rows"));
 }
 

@@ -201,6 +201,8 @@ pub enum Effect {
         csv: bool,
         table: table::Table,
     },
+    /// `:import PATH`: in the console, on its own thread with progress (`Msg::Progress`, then
+    /// `Msg::BackgroundDone`).
     Import {
         path: String,
     },
@@ -221,8 +223,8 @@ pub enum Effect {
         needle: String,
         score: Option<f64>,
     },
-    /// Start a background sync (the event loop owns the thread; answers `Msg::SyncProgress`
-    /// and `Msg::SyncFinished`).
+    /// Start a background sync (the event loop owns the thread; answers `Msg::Progress` and
+    /// `Msg::BackgroundDone`).
     Sync,
     Copy(String),
     SetMouse(bool),
@@ -289,11 +291,12 @@ pub enum Msg {
     },
     /// Entities resolved for `:user x` / `:app x` / `:device x`.
     Open(Route),
-    /// One line of background-sync progress for the header.
-    SyncProgress {
+    /// One line of background progress (import, sync) for the header.
+    Progress {
         text: String,
     },
-    SyncFinished {
+    /// A background import or sync ended.
+    BackgroundDone {
         ok: bool,
         text: String,
     },
@@ -332,8 +335,8 @@ pub struct State {
     pub keymap: keymap::Keymap,
     /// Colours in effect (defaults + the config file's `[theme]`).
     pub palette: palette::Palette,
-    /// Progress of a background sync while one runs.
-    pub sync: Option<String>,
+    /// Progress of the background import or sync while one runs (one at a time).
+    pub busy: Option<String>,
     pub mouse: bool,
     pub no_color: bool,
     /// Source description for the header (cache path / demo).
@@ -355,7 +358,7 @@ impl State {
             read_only: false,
             keymap: keymap::Keymap::default(),
             palette: palette::Palette::default(),
-            sync: None,
+            busy: None,
             mouse: false,
             no_color: false,
             source: source.into(),

@@ -41,14 +41,14 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Open(route) => push(state, route),
-        Msg::SyncProgress { text } => {
-            if state.sync.is_some() {
-                state.sync = Some(text);
+        Msg::Progress { text } => {
+            if state.busy.is_some() {
+                state.busy = Some(text);
             }
             Vec::new()
         }
-        Msg::SyncFinished { ok, text } => {
-            state.sync = None;
+        Msg::BackgroundDone { ok, text } => {
+            state.busy = None;
             set_status(state, text, !ok);
             for e in &mut state.stack {
                 e.stale = true;
@@ -822,16 +822,20 @@ pub fn run_command(state: &mut State, input: &str) -> Vec<Effect> {
             if state.read_only {
                 return command_error(state, input, "read-only session: import is disabled");
             }
+            if state.busy.is_some() {
+                return command_error(state, input, "an import or sync is already running (progress in the header)");
+            }
+            state.busy = Some(format!("import {}…", crate::sanitize::display_safe(rest)));
             vec![Effect::Import { path: rest.to_string() }]
         }
         "sync" => {
             if state.read_only {
                 return command_error(state, input, "read-only session: sync writes the cache and is disabled");
             }
-            if state.sync.is_some() {
-                return command_error(state, input, "a sync is already running (progress in the header)");
+            if state.busy.is_some() {
+                return command_error(state, input, "an import or sync is already running (progress in the header)");
             }
-            state.sync = Some("starting…".into());
+            state.busy = Some("sync starting…".into());
             vec![Effect::Sync]
         }
         _ => command_error(state, input, "unknown command (Tab completes; ? lists keys)"),

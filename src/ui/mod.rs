@@ -92,8 +92,8 @@ fn render_header(f: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     if state.mouse {
         spans.push(Span::styled("  [mouse]", theme.dim()));
     }
-    if let Some(s) = &state.sync {
-        spans.push(Span::styled(format!("  ⟳ sync: {}", safe(s)), theme.accent()));
+    if let Some(s) = &state.busy {
+        spans.push(Span::styled(format!("  ⟳ {}", safe(s)), theme.accent()));
     }
     if let Some(s) = &state.status {
         spans.push(Span::raw("  "));
