@@ -214,6 +214,13 @@ impl Store {
         Ok(store)
     }
 
+    /// Caps this connection's SQLite page cache (KiB). The console's reads are summaries and
+    /// index seeks, so a small cache costs little and keeps its memory low.
+    pub fn set_page_cache_kib(&self, kib: i64) -> Result<()> {
+        self.conn.pragma_update(None, "cache_size", -kib.abs())?;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
