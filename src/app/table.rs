@@ -134,6 +134,8 @@ pub struct TableView {
     /// The last filter and the rows it matched (in row order), so typing one more character
     /// rescans only those instead of the whole table.
     matched: Option<(String, Vec<usize>)>,
+    /// The row last marked with Space (an index into `table.rows`), where a range starts.
+    anchor: Option<usize>,
 }
 
 /// A cell reduced to what sorting compares, computed once per row instead of per comparison.
@@ -184,6 +186,7 @@ impl TableView {
             offset: 0,
             marks: BTreeSet::new(),
             matched: None,
+            anchor: None,
         };
         v.recompute();
         v
@@ -289,7 +292,19 @@ impl TableView {
             && !self.marks.remove(&i)
         {
             self.marks.insert(i);
+            self.anchor = Some(i);
         }
+    }
+
+    /// Marks every visible row between the last row marked with Space and the selection (as a
+    /// shift-click would). Returns how many rows are marked afterwards.
+    pub fn mark_range(&mut self) -> usize {
+        let from = self.anchor.and_then(|a| self.visible.iter().position(|&i| i == a)).unwrap_or(self.selected);
+        let (lo, hi) = (from.min(self.selected), from.max(self.selected));
+        if let Some(rows) = self.visible.get(lo..=hi) {
+            self.marks.extend(rows.iter().copied());
+        }
+        self.marks.len()
     }
 
     /// Marks every visible (filtered) row, or clears the marks when they are all marked already.
@@ -367,6 +382,21 @@ mod tests {
         assert!(nums.windows(2).all(|w| w[0] >= w[1]), "descending numbers");
         v.sort_by(0);
         assert_eq!(v.table.rows[v.visible[0]].key, "user00000@contoso.com");
+    }
+
+    #[test]
+    fn range_marks_from_the_last_marked_row_to_the_selection() {
+        let mut v = TableView::new(big_table(50));
+        v.move_by(3);
+        v.toggle_mark();
+        v.move_by(4);
+        assert_eq!(v.mark_range(), 5);
+        assert_eq!(v.marks.iter().copied().collect::<Vec<_>>(), vec![3, 4, 5, 6, 7]);
+        // Upwards works too.
+        v.move_by(-7);
+        v.toggle_mark();
+        v.move_by(1);
+        assert_eq!(v.mark_range(), 7);
     }
 
     #[test]

@@ -406,6 +406,12 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
                 t.move_by(1);
             }
         }
+        Action::MarkRange => {
+            if let Some(t) = state.current_mut().focused_mut() {
+                let n = t.mark_range();
+                set_status(state, format!("{n} row(s) marked"), false);
+            }
+        }
         Action::MarkAll => {
             if let Some(t) = state.current_mut().focused_mut() {
                 let n = t.toggle_mark_all();
