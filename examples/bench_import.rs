@@ -229,9 +229,10 @@ fn run_import(file: &Path, _size: u64, a: &Args) -> Outcome {
     let cpu = cpu_seconds() - cpu0;
     let peak_rss = peak_rss_mib();
     drop(store);
-    let rows = rusqlite::Connection::open(&db)
-        .and_then(|c| c.query_row("SELECT count(*) FROM traffic_daily", [], |r| r.get::<_, i64>(0)))
-        .map_or(0, |n| n as u64);
+    let conn = rusqlite::Connection::open(&db).expect("reopen cache");
+    let rows = conn.query_row("SELECT count(*) FROM traffic_daily", [], |r| r.get::<_, i64>(0)).map_or(0, |n| n as u64);
+    check_rollups(&conn);
+    drop(conn);
     let cache: u64 = ["", "-wal", "-shm"]
         .iter()
         .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
@@ -249,6 +250,24 @@ fn run_import(file: &Path, _size: u64, a: &Args) -> Outcome {
         rows,
         cache,
         timings: r.timings,
+    }
+}
+
+/// The roll-ups written during the import must equal a re-aggregation of `traffic_daily`: a
+/// speed-up that breaks them is no speed-up.
+fn check_rollups(c: &rusqlite::Connection) {
+    const T: &str = "traffic_daily t JOIN domains d ON d.id = t.domain_id";
+    let checks = [
+        ("app_day", format!("SELECT app_id, day, bytes_up, bytes_down, transactions, blocked FROM app_day EXCEPT SELECT d.app_id, t.day, sum(t.bytes_up), sum(t.bytes_down), sum(t.transactions), sum(t.blocked) FROM {T} GROUP BY 1, 2")),
+        ("domain_total", "SELECT domain_id, bytes_up, bytes_down, transactions FROM domain_total EXCEPT SELECT domain_id, sum(bytes_up), sum(bytes_down), sum(transactions) FROM traffic_daily GROUP BY 1".to_string()),
+        ("app_user", format!("SELECT app_id, user_id, first_day, last_day, bytes_up, bytes_down, transactions FROM app_user EXCEPT SELECT d.app_id, t.user_id, min(t.day), max(t.day), sum(t.bytes_up), sum(t.bytes_down), sum(t.transactions) FROM {T} GROUP BY 1, 2")),
+        ("app_device", format!("SELECT app_id, device_id, first_day, last_day, bytes_up, bytes_down, transactions FROM app_device EXCEPT SELECT d.app_id, t.device_id, min(t.day), max(t.day), sum(t.bytes_up), sum(t.bytes_down), sum(t.transactions) FROM {T} GROUP BY 1, 2")),
+        ("user_day", "SELECT user_id, day, bytes_up, bytes_down, transactions FROM user_day EXCEPT SELECT user_id, day, sum(bytes_up), sum(bytes_down), sum(transactions) FROM traffic_daily GROUP BY 1, 2".to_string()),
+        ("device_day", "SELECT device_id, day, bytes_up, bytes_down, transactions FROM device_day EXCEPT SELECT device_id, day, sum(bytes_up), sum(bytes_down), sum(transactions) FROM traffic_daily GROUP BY 1, 2".to_string()),
+    ];
+    for (table, sql) in checks {
+        let bad: i64 = c.query_row(&format!("SELECT count(*) FROM ({sql})"), [], |r| r.get(0)).expect("check");
+        assert_eq!(bad, 0, "{table} disagrees with traffic_daily in {bad} rows");
     }
 }
 
