@@ -133,6 +133,21 @@ fn sorted<K: Ord, V>(map: FastMap<K, V>) -> Vec<(K, V)> {
     v
 }
 
+/// Sums of one run of fact rows with the same day and domain (hence app).
+struct Run {
+    day: i32,
+    domain: i64,
+    app: i64,
+    c: Counters,
+}
+
+impl Run {
+    fn fold(self, app_day: &mut FastMap<(i64, i32), Counters>, domain_total: &mut FastMap<i64, Counters>) {
+        app_day.entry((self.app, self.day)).or_default().add(&self.c);
+        domain_total.entry(self.domain).or_default().add(&self.c);
+    }
+}
+
 fn merge_span(map: &mut FastMap<(i64, i64), Span>, key: (i64, i64), day: Day, c: &Counters) {
     let s = map.entry(key).or_insert(Span { first: day.0, last: day.0, c: Counters::default() });
     s.first = s.first.min(day.0);
@@ -281,6 +296,7 @@ impl Store {
         const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
             transactions = transactions + excluded.transactions";
         let mut rest: &[(FactKey, Counters)] = facts;
+        let mut run: Option<Run> = None;
         // Rows are produced as they are written (no second copy of the batch); the roll-ups are
         // folded on the way.
         let rows = std::iter::from_fn(|| {
@@ -292,8 +308,16 @@ impl Store {
                 c.add(o);
             }
             rest = tail.get(same..).unwrap_or(&[]);
-            app_day.entry((k.app.0, k.day.0)).or_default().add(&c);
-            domain_total.entry(k.domain.0).or_default().add(&c);
+            // Rows come in (day, domain) runs and a domain has one app: the per-day and
+            // per-domain roll-ups are summed over the run and hashed once per run.
+            match &mut run {
+                Some(r) if r.day == k.day.0 && r.domain == k.domain.0 && r.app == k.app.0 => r.c.add(&c),
+                _ => {
+                    if let Some(r) = run.replace(Run { day: k.day.0, domain: k.domain.0, app: k.app.0, c }) {
+                        r.fold(&mut app_day, &mut domain_total);
+                    }
+                }
+            }
             merge_span(&mut app_user, (k.app.0, k.user.0), k.day, &c);
             merge_span(&mut app_device, (k.app.0, k.device.0), k.day, &c);
             user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
@@ -314,6 +338,9 @@ impl Store {
             &format!("{SUM4}, blocked = blocked + excluded.blocked"),
             rows,
         )?;
+        if let Some(r) = run.take() {
+            r.fold(&mut app_day, &mut domain_total);
+        }
         let rows: Vec<[i64; 6]> = sorted(app_day)
             .into_iter()
             .map(|((a, d), c)| [a, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])
