@@ -257,6 +257,8 @@ impl<T> Default for Mapped<T> {
 struct ArraySeed<'m, F> {
     names: &'static [&'static str],
     map: &'m F,
+    /// Rows expected (from a counting pass); 0 when unknown.
+    capacity: usize,
     /// MDE's `value` must be an array (a typed page would refuse anything else); hunting's
     /// `results` of another shape is simply no rows.
     strict: bool,
@@ -275,7 +277,7 @@ impl<'de, T, F: Fn(&Row<'de>) -> Option<T>> Visitor<'de> for ArraySeed<'_, F> {
         f.write_str("an array of rows")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Mapped<T>, A::Error> {
-        let mut out = Mapped { rows: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096)), ..Mapped::default() };
+        let mut out = Mapped { rows: Vec::with_capacity(self.capacity), ..Mapped::default() };
         let seed = RowSeed { names: self.names };
         while let Some(e) = seq.next_element_seed(seed)? {
             out.elements += 1;
@@ -309,6 +311,7 @@ pub(crate) fn object_array<'de, T>(
         keys: &'static [&'static str],
         names: &'static [&'static str],
         strict: bool,
+        capacity: usize,
         map: &'m F,
     }
     impl<'de, T, F: Fn(&Row<'de>) -> Option<T>> Visitor<'de> for Top<'_, F> {
@@ -322,7 +325,12 @@ pub(crate) fn object_array<'de, T>(
             while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
                 match self.keys.iter().position(|x| *x == k) {
                     Some(rank) if best.as_ref().is_none_or(|(r, _)| rank <= *r) => {
-                        let seed = ArraySeed { names: self.names, map: self.map, strict: self.strict };
+                        let seed = ArraySeed {
+                            names: self.names,
+                            map: self.map,
+                            strict: self.strict,
+                            capacity: self.capacity,
+                        };
                         best = Some((rank, m.next_value_seed(seed)?));
                     }
                     _ => {
@@ -341,11 +349,17 @@ pub(crate) fn object_array<'de, T>(
     if body.is_empty() {
         return Ok(Mapped::default());
     }
-    let mut d = serde_json::Deserializer::from_slice(body);
-    let top = Top { keys, names, strict, map: &map };
-    let out = if strict { (&mut d).deserialize_map(top)? } else { (&mut d).deserialize_any(top)? };
-    d.end()?;
-    Ok(out)
+    let pass = |names: &'static [&'static str], capacity: usize, map: &dyn Fn(&Row<'de>) -> Option<T>| {
+        let mut d = serde_json::Deserializer::from_slice(body);
+        let top = Top { keys, names, strict, capacity, map: &map };
+        let out = if strict { (&mut d).deserialize_map(top)? } else { (&mut d).deserialize_any(top)? };
+        d.end()?;
+        Ok::<_, serde_json::Error>(out)
+    };
+    // A first pass that keeps no cells counts the rows, so the row vector is allocated once
+    // at its size: doubling would hold 1.5× its final size while it moves.
+    let capacity = pass(&[], 0, &|_| None)?.objects;
+    pass(names, capacity, &map)
 }
 
 // ------------------------------------------------------------------ Log Analytics tables
@@ -364,14 +378,20 @@ pub(crate) fn la_table<'de, T>(
     if body.is_empty() {
         return Ok(Mapped::default());
     }
-    let mut d = serde_json::Deserializer::from_slice(body);
-    let out = (&mut d).deserialize_any(LaTop { names, map: &map })?;
-    d.end()?;
-    Ok(out)
+    let pass = |names: &'static [&'static str], capacity: usize, map: &dyn Fn(&Row<'de>) -> Option<T>| {
+        let mut d = serde_json::Deserializer::from_slice(body);
+        let out = (&mut d).deserialize_any(LaTop { names, capacity, map: &map })?;
+        d.end()?;
+        Ok::<_, serde_json::Error>(out)
+    };
+    // Counting pass first, as in `object_array`.
+    let capacity = pass(&[], 0, &|_| None)?.objects;
+    pass(names, capacity, &map)
 }
 
 struct LaTop<'m, F> {
     names: &'static [&'static str],
+    capacity: usize,
     map: &'m F,
 }
 
@@ -394,7 +414,7 @@ impl<'de, T, F: Fn(&Row<'de>) -> Option<T>> Visitor<'de> for LaTop<'_, F> {
         let mut out = Mapped::default();
         while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
             if k == "tables" {
-                out = m.next_value_seed(LaTables { names: self.names, map: self.map })?;
+                out = m.next_value_seed(LaTables { names: self.names, capacity: self.capacity, map: self.map })?;
             } else {
                 m.next_value::<IgnoredAny>()?;
             }
@@ -410,6 +430,7 @@ impl<'de, T, F: Fn(&Row<'de>) -> Option<T>> Visitor<'de> for LaTop<'_, F> {
 
 struct LaTables<'m, F> {
     names: &'static [&'static str],
+    capacity: usize,
     map: &'m F,
 }
 
@@ -426,7 +447,9 @@ impl<'de, T, F: Fn(&Row<'de>) -> Option<T>> Visitor<'de> for LaTables<'_, F> {
         f.write_str("an array of tables")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Mapped<T>, A::Error> {
-        let first = s.next_element_seed(LaTable { names: self.names, map: self.map })?.unwrap_or_default();
+        let first = s
+            .next_element_seed(LaTable { names: self.names, capacity: self.capacity, map: self.map })?
+            .unwrap_or_default();
         skip_seq(s)?;
         Ok(first)
     }
@@ -439,6 +462,7 @@ impl<'de, T, F: Fn(&Row<'de>) -> Option<T>> Visitor<'de> for LaTables<'_, F> {
 
 struct LaTable<'m, F> {
     names: &'static [&'static str],
+    capacity: usize,
     map: &'m F,
 }
 
@@ -484,6 +508,7 @@ impl<'de, T, F: Fn(&Row<'de>) -> Option<T>> Visitor<'de> for LaTable<'_, F> {
                         out = m.next_value_seed(LaRows {
                             slots: slots(self.names, cols),
                             names: self.names,
+                            capacity: self.capacity,
                             map: self.map,
                         })?;
                     }
@@ -635,6 +660,7 @@ impl<'de> de::Deserialize<'de> for RawRows<'de> {
 struct LaRows<'m, F> {
     slots: Vec<Option<usize>>,
     names: &'static [&'static str],
+    capacity: usize,
     map: &'m F,
 }
 
@@ -651,7 +677,7 @@ impl<'de, T, F: Fn(&Row<'de>) -> Option<T>> Visitor<'de> for LaRows<'_, F> {
         f.write_str("rows")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Mapped<T>, A::Error> {
-        let mut out = Mapped { rows: Vec::with_capacity(s.size_hint().unwrap_or(0).min(4096)), ..Mapped::default() };
+        let mut out = Mapped { rows: Vec::with_capacity(self.capacity), ..Mapped::default() };
         while let Some(r) = s.next_element::<RowCells<'de>>()? {
             out.elements += 1;
             if let Some(cells) = r.0 {
