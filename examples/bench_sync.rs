@@ -4,6 +4,10 @@
 //! (default 100000 200000 2).
 //! Prints wall time, rows/s, peak RSS (VmHWM, fake tenant included: same process), the cache
 //! size, and the least time the same calls would take under the documented per-API quotas.
+//! After each source: VmHWM, and the Rust heap's own peak during that source and its size after
+//! (SQLite's page cache, up to 64 MiB, is outside the Rust heap and shows in VmHWM only).
+//! glibc malloc is limited to two arenas (see `limit_malloc_arenas`); `BENCH_SYNC_ARENAS=default`
+//! runs with glibc's default instead.
 use shadowscope::catalog::Catalog;
 use shadowscope::store::Store;
 use shadowscope::sync::fake_tenant::{FakeTenantOptions, serve_fake_tenant};
@@ -62,10 +66,40 @@ fn vm_hwm_kib() -> Option<u64> {
     s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-// The sync future is not Send (it borrows the SQLite connection); the fake tenant's tasks run
-// on the second worker.
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe extern "C" {
+    fn mallopt(param: i32, value: i32) -> i32;
+}
+
+/// glibc gives each thread that meets a locked arena its own arena (up to 8 per core), and
+/// memory freed in one is never reused by another: the fake tenant (one worker) and the client
+/// (the other) each keep their own high-water mark, so VmHWM counts both peaks. Two arenas is
+/// what `MALLOC_ARENA_MAX=2` would give; it must be set before the runtime's threads start.
+/// `BENCH_SYNC_ARENAS=default` keeps glibc's default, to see both figures.
+fn limit_malloc_arenas() -> &'static str {
+    if std::env::var("BENCH_SYNC_ARENAS").is_ok_and(|v| v == "default") {
+        return "glibc default arenas";
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const M_ARENA_MAX: i32 = -8;
+        // SAFETY: called before any other thread exists; mallopt only sets a tunable.
+        if unsafe { mallopt(M_ARENA_MAX, 2) } == 1 {
+            return "malloc arenas limited to 2 (BENCH_SYNC_ARENAS=default for glibc's default)";
+        }
+    }
+    "default allocator settings"
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let arenas = limit_malloc_arenas();
+    // The sync future is not Send (it borrows the SQLite connection); the fake tenant's tasks
+    // run on the second worker.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(bench(arenas))
+}
+
+async fn bench(arenas: &str) -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let devices = args.first().copied().unwrap_or(100_000);
     let users = args.get(1).copied().unwrap_or(200_000);
@@ -118,7 +152,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for e in report.errors() {
         eprintln!("error: {e}");
     }
-    println!("fake tenant: {devices} devices, {users} users, {days} days of events");
+    println!("fake tenant: {devices} devices, {users} users, {days} days of events; {arenas}");
     for s in SourceKind::ALL {
         let (rows, pages, secs) = report
             .sources

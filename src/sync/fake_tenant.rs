@@ -735,30 +735,53 @@ fn pick<'a>(items: &'a [&'a str], x: u64) -> &'a str {
     items.get((x % items.len() as u64) as usize).copied().unwrap_or_default()
 }
 
-fn machine_json(st: &Shared, i: u32) -> Value {
+/// An MDE machine as the API lists it (typed: a 10,000-machine page is never a `Value` tree).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Machine {
+    id: String,
+    computer_dns_name: String,
+    first_seen: String,
+    last_seen: String,
+    os_platform: &'static str,
+    version: &'static str,
+    os_architecture: &'static str,
+    last_ip_address: String,
+    health_status: &'static str,
+    onboarding_status: &'static str,
+    rbac_group_id: u64,
+    rbac_group_name: String,
+    risk_score: &'static str,
+    exposure_level: &'static str,
+    device_value: &'static str,
+    aad_device_id: Option<String>,
+    is_aad_joined: bool,
+    machine_tags: Vec<&'static str>,
+}
+
+fn machine(st: &Shared, i: u32) -> Machine {
     let s = st.opts.seed;
     let x = h(s, &[10, u64::from(i)]);
-    let id = device_id(s, i);
-    json!({
-        "id": id,
-        "computerDnsName": device_name(i),
-        "firstSeen": iso(st.now_unix - 86_400 * 90 + (x % 86_400) as i64),
-        "lastSeen": iso(st.now_unix - (x % 7200) as i64),
-        "osPlatform": pick(&OS, x),
-        "version": "22H2",
-        "osArchitecture": "64-bit",
-        "lastIpAddress": format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
-        "healthStatus": "Active",
-        "onboardingStatus": "onboarded",
-        "rbacGroupId": 140 + (x % 3),
-        "rbacGroupName": format!("group-{}", x % 3),
-        "riskScore": pick(&RISK, x >> 8),
-        "exposureLevel": pick(&EXPOSURE, x >> 16),
-        "deviceValue": "Normal",
-        "aadDeviceId": null,
-        "isAadJoined": true,
-        "machineTags": if x.is_multiple_of(5) { vec!["VIP"] } else { Vec::new() },
-    })
+    Machine {
+        id: device_id(s, i),
+        computer_dns_name: device_name(i),
+        first_seen: iso(st.now_unix - 86_400 * 90 + (x % 86_400) as i64),
+        last_seen: iso(st.now_unix - (x % 7200) as i64),
+        os_platform: pick(&OS, x),
+        version: "22H2",
+        os_architecture: "64-bit",
+        last_ip_address: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+        health_status: "Active",
+        onboarding_status: "onboarded",
+        rbac_group_id: 140 + (x % 3),
+        rbac_group_name: format!("group-{}", x % 3),
+        risk_score: pick(&RISK, x >> 8),
+        exposure_level: pick(&EXPOSURE, x >> 16),
+        device_value: "Normal",
+        aad_device_id: None,
+        is_aad_joined: true,
+        machine_tags: if x.is_multiple_of(5) { vec!["VIP"] } else { Vec::new() },
+    }
 }
 
 fn q_u64(req: &Request, key: &str) -> Option<u64> {
@@ -773,11 +796,14 @@ fn machines(st: &Shared, req: &Request, empty: bool) -> Response {
     let top = q_u64(req, "$top").unwrap_or(10_000).clamp(1, 10_000);
     let skip = q_u64(req, "$skip").unwrap_or(0);
     let end = (skip + top).min(u64::from(total));
-    let value: Vec<Value> = (skip..end).map(|i| machine_json(st, i as u32)).collect();
-    Response::json(
-        200,
-        &json!({"@odata.context": "https://api.security.microsoft.com/api/$metadata#Machines", "value": value}),
-    )
+    #[derive(serde::Serialize)]
+    struct Page<R> {
+        #[serde(rename = "@odata.context")]
+        context: &'static str,
+        value: R,
+    }
+    let value = LazySeq(|| (skip..end).map(|i| machine(st, i as u32)));
+    Response::json(200, &Page { context: "https://api.security.microsoft.com/api/$metadata#Machines", value })
 }
 
 fn logon_users(st: &Shared, id: &str, empty: bool) -> Response {
