@@ -6,8 +6,7 @@
 //! size, and the least time the same calls would take under the documented per-API quotas.
 //! After each source: VmHWM, and the Rust heap's own peak during that source and its size after
 //! (SQLite's page cache, up to 64 MiB, is outside the Rust heap and shows in VmHWM only).
-//! glibc malloc is limited to two arenas (see `limit_malloc_arenas`); `BENCH_SYNC_ARENAS=default`
-//! runs with glibc's default instead.
+//! `BENCH_SYNC_ARENAS=2` limits glibc malloc to two arenas (see `limit_malloc_arenas`).
 use shadowscope::catalog::Catalog;
 use shadowscope::store::Store;
 use shadowscope::sync::fake_tenant::{FakeTenantOptions, serve_fake_tenant};
@@ -73,22 +72,23 @@ unsafe extern "C" {
 
 /// glibc gives each thread that meets a locked arena its own arena (up to 8 per core), and
 /// memory freed in one is never reused by another: the fake tenant (one worker) and the client
-/// (the other) each keep their own high-water mark, so VmHWM counts both peaks. Two arenas is
-/// what `MALLOC_ARENA_MAX=2` would give; it must be set before the runtime's threads start.
-/// `BENCH_SYNC_ARENAS=default` keeps glibc's default, to see both figures.
+/// (the other) each keep their own high-water mark, so VmHWM counts both peaks.
+/// `BENCH_SYNC_ARENAS=2` limits malloc to two arenas, as `MALLOC_ARENA_MAX=2` would (it must
+/// be set before the runtime's threads start), to see how much of VmHWM is arena slack; the
+/// default measures glibc as shipped.
 fn limit_malloc_arenas() -> &'static str {
-    if std::env::var("BENCH_SYNC_ARENAS").is_ok_and(|v| v == "default") {
-        return "glibc default arenas";
-    }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const M_ARENA_MAX: i32 = -8;
-        // SAFETY: called before any other thread exists; mallopt only sets a tunable.
-        if unsafe { mallopt(M_ARENA_MAX, 2) } == 1 {
-            return "malloc arenas limited to 2 (BENCH_SYNC_ARENAS=default for glibc's default)";
+    if std::env::var("BENCH_SYNC_ARENAS").is_ok_and(|v| v == "2") {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            const M_ARENA_MAX: i32 = -8;
+            // SAFETY: called before any other thread exists; mallopt only sets a tunable.
+            if unsafe { mallopt(M_ARENA_MAX, 2) } == 1 {
+                return "malloc arenas limited to 2 (BENCH_SYNC_ARENAS=2)";
+            }
         }
+        return "BENCH_SYNC_ARENAS=2 not supported here: default allocator";
     }
-    "default allocator settings"
+    "glibc default arenas (BENCH_SYNC_ARENAS=2 limits them to 2)"
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
