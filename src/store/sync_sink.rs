@@ -29,6 +29,11 @@ pub struct StoreSink<'a> {
     hosts: HashMap<String, (DomainId, AppId)>,
 }
 
+/// Rows per `apply_batch` within a page's transaction. A window's answer reaches 100,000–
+/// 500,000 rows, and `apply_batch` builds several maps the size of its input; every upsert
+/// adds or takes min/max, so applying a page in parts gives the same cache.
+const BATCH_ROWS: usize = 16_384;
+
 fn lower_trim(s: &str) -> Option<String> {
     let t = s.trim();
     (!t.is_empty() && t != "-").then(|| t.to_lowercase())
@@ -122,6 +127,13 @@ impl<'a> StoreSink<'a> {
     }
 
     fn write_logons(&mut self, page: &[SyncedLogon], wm: &Watermark) -> Result<()> {
+        for chunk in page.chunks(BATCH_ROWS) {
+            self.write_logon_chunk(chunk, wm)?;
+        }
+        Ok(())
+    }
+
+    fn write_logon_chunk(&mut self, page: &[SyncedLogon], wm: &Watermark) -> Result<()> {
         let mut batch = FactBatch::default();
         for l in page {
             let user = self.user(Some(l.upn.as_deref().unwrap_or(&l.account)))?;
@@ -138,6 +150,13 @@ impl<'a> StoreSink<'a> {
     }
 
     fn write_traffic(&mut self, page: &[SyncedTraffic]) -> Result<()> {
+        for chunk in page.chunks(BATCH_ROWS) {
+            self.write_traffic_chunk(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn write_traffic_chunk(&mut self, page: &[SyncedTraffic]) -> Result<()> {
         let mut batch = FactBatch::default();
         for t in page {
             let Some((domain, app)) = self.host(&t.remote_host)? else { continue };

@@ -277,11 +277,35 @@ struct Response {
 }
 
 impl Response {
+    /// Serialized twice, first only to count the bytes: the body is then allocated once at
+    /// its exact size instead of doubling its way there (answers reach tens of MB, and rows are
+    /// generated as they are written).
     fn json(status: u16, v: &impl serde::Serialize) -> Response {
-        Response { status, headers: Vec::new(), body: serde_json::to_vec(v).unwrap_or_default() }
+        let mut counter = ByteCounter(0);
+        let body = match serde_json::to_writer(&mut counter, v) {
+            Ok(()) => {
+                let mut body = Vec::with_capacity(counter.0);
+                serde_json::to_writer(&mut body, v).map(|()| body).unwrap_or_default()
+            }
+            Err(_) => Vec::new(),
+        };
+        Response { status, headers: Vec::new(), body }
     }
     fn error(status: u16, code: &str, message: &str) -> Response {
         Response::json(status, &json!({"error": {"code": code, "message": message, "target": "fake-correlation-id"}}))
+    }
+}
+
+/// Counts what would be written.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -289,6 +313,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Tests inspect a few hundred requests; a 100,000-machine benchmark must not keep them all.
 pub const MAX_RECORDED: usize = 20_000;
 const MAX_BODY: usize = 32 * 1024 * 1024;
+const SMALL_BODY: usize = 64 * 1024;
 
 async fn serve_conn(mut sock: TcpStream, st: Arc<Shared>) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
@@ -358,9 +383,19 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<Shared>) {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
         out.push_str(if close { "Connection: close\r\n\r\n" } else { "\r\n" });
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&resp.body);
-        if sock.write_all(&bytes).await.is_err() || close {
+        // Small answers go out in one write (one segment, with nodelay); large ones are not
+        // copied behind their head (answers reach tens of MB).
+        let sent = if resp.body.len() <= SMALL_BODY {
+            let mut bytes = out.into_bytes();
+            bytes.extend_from_slice(&resp.body);
+            sock.write_all(&bytes).await
+        } else {
+            match sock.write_all(out.as_bytes()).await {
+                Ok(()) => sock.write_all(&resp.body).await,
+                Err(e) => Err(e),
+            }
+        };
+        if sent.is_err() || close {
             return;
         }
     }
@@ -700,30 +735,53 @@ fn pick<'a>(items: &'a [&'a str], x: u64) -> &'a str {
     items.get((x % items.len() as u64) as usize).copied().unwrap_or_default()
 }
 
-fn machine_json(st: &Shared, i: u32) -> Value {
+/// An MDE machine as the API lists it (typed: a 10,000-machine page is never a `Value` tree).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Machine {
+    id: String,
+    computer_dns_name: String,
+    first_seen: String,
+    last_seen: String,
+    os_platform: &'static str,
+    version: &'static str,
+    os_architecture: &'static str,
+    last_ip_address: String,
+    health_status: &'static str,
+    onboarding_status: &'static str,
+    rbac_group_id: u64,
+    rbac_group_name: String,
+    risk_score: &'static str,
+    exposure_level: &'static str,
+    device_value: &'static str,
+    aad_device_id: Option<String>,
+    is_aad_joined: bool,
+    machine_tags: Vec<&'static str>,
+}
+
+fn machine(st: &Shared, i: u32) -> Machine {
     let s = st.opts.seed;
     let x = h(s, &[10, u64::from(i)]);
-    let id = device_id(s, i);
-    json!({
-        "id": id,
-        "computerDnsName": device_name(i),
-        "firstSeen": iso(st.now_unix - 86_400 * 90 + (x % 86_400) as i64),
-        "lastSeen": iso(st.now_unix - (x % 7200) as i64),
-        "osPlatform": pick(&OS, x),
-        "version": "22H2",
-        "osArchitecture": "64-bit",
-        "lastIpAddress": format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
-        "healthStatus": "Active",
-        "onboardingStatus": "onboarded",
-        "rbacGroupId": 140 + (x % 3),
-        "rbacGroupName": format!("group-{}", x % 3),
-        "riskScore": pick(&RISK, x >> 8),
-        "exposureLevel": pick(&EXPOSURE, x >> 16),
-        "deviceValue": "Normal",
-        "aadDeviceId": null,
-        "isAadJoined": true,
-        "machineTags": if x.is_multiple_of(5) { vec!["VIP"] } else { Vec::new() },
-    })
+    Machine {
+        id: device_id(s, i),
+        computer_dns_name: device_name(i),
+        first_seen: iso(st.now_unix - 86_400 * 90 + (x % 86_400) as i64),
+        last_seen: iso(st.now_unix - (x % 7200) as i64),
+        os_platform: pick(&OS, x),
+        version: "22H2",
+        os_architecture: "64-bit",
+        last_ip_address: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+        health_status: "Active",
+        onboarding_status: "onboarded",
+        rbac_group_id: 140 + (x % 3),
+        rbac_group_name: format!("group-{}", x % 3),
+        risk_score: pick(&RISK, x >> 8),
+        exposure_level: pick(&EXPOSURE, x >> 16),
+        device_value: "Normal",
+        aad_device_id: None,
+        is_aad_joined: true,
+        machine_tags: if x.is_multiple_of(5) { vec!["VIP"] } else { Vec::new() },
+    }
 }
 
 fn q_u64(req: &Request, key: &str) -> Option<u64> {
@@ -738,11 +796,14 @@ fn machines(st: &Shared, req: &Request, empty: bool) -> Response {
     let top = q_u64(req, "$top").unwrap_or(10_000).clamp(1, 10_000);
     let skip = q_u64(req, "$skip").unwrap_or(0);
     let end = (skip + top).min(u64::from(total));
-    let value: Vec<Value> = (skip..end).map(|i| machine_json(st, i as u32)).collect();
-    Response::json(
-        200,
-        &json!({"@odata.context": "https://api.security.microsoft.com/api/$metadata#Machines", "value": value}),
-    )
+    #[derive(serde::Serialize)]
+    struct Page<R> {
+        #[serde(rename = "@odata.context")]
+        context: &'static str,
+        value: R,
+    }
+    let value = LazySeq(|| (skip..end).map(|i| machine(st, i as u32)));
+    Response::json(200, &Page { context: "https://api.security.microsoft.com/api/$metadata#Machines", value })
 }
 
 fn logon_users(st: &Shared, id: &str, empty: bool) -> Response {
@@ -805,36 +866,58 @@ impl TrafficKey {
 }
 
 /// Traffic events in `[start, end)`, aggregated per day × host × device × account, in a
-/// stable order (so a truncated answer is deterministic).
-fn traffic(st: &Shared, start: i64, end: i64, salt: u64) -> Vec<(TrafficKey, Agg)> {
+/// stable order (so a truncated answer is deterministic). Rows are made as they are served,
+/// one device at a time: an answer cut at the row limit never builds the rows past it.
+fn traffic(st: &Shared, start: i64, end: i64, salt: u64) -> impl Iterator<Item = (TrafficKey, Agg)> + '_ {
     let (d0, d1) = days_range(st);
     let (from, to) = (start.div_euclid(86_400).max(d0), (end - 1).div_euclid(86_400).min(d1));
-    let mut map: HashMap<(i64, u64, u32), Agg> = HashMap::new();
     let s = st.opts.seed ^ salt;
-    for day in from..=to {
-        for d in 0..st.opts.devices {
-            for j in 0..st.opts.hosts_per_device_day {
-                let x = h(s, &[20, day as u64, u64::from(d), u64::from(j)]);
-                let ts = day * 86_400 + (x % 86_400) as i64;
-                if ts < start || ts >= end {
-                    continue;
-                }
-                let host = (x >> 20) % HOST_POOL;
-                let a = map.entry((day, host, d)).or_default();
-                let c = 1 + (x >> 40) % 20;
-                if a.connections == 0 {
-                    a.first = ts;
-                }
-                a.connections += c;
-                a.up += c * (500 + (x >> 8) % 5000);
-                a.down += c * (2000 + (x >> 16) % 50_000);
-                a.last = a.last.max(ts);
+    let per_day = move |day: i64| (0..st.opts.devices).map(move |d| (day, d));
+    (from..=to).flat_map(per_day).flat_map(move |(day, d)| {
+        // A device's contacts of the day, per host (a handful: a linear search is cheapest).
+        let mut hosts: Vec<(u64, Agg)> = Vec::new();
+        for j in 0..st.opts.hosts_per_device_day {
+            let x = h(s, &[20, day as u64, u64::from(d), u64::from(j)]);
+            let ts = day * 86_400 + (x % 86_400) as i64;
+            if ts < start || ts >= end {
+                continue;
             }
+            let host = (x >> 20) % HOST_POOL;
+            let pos = match hosts.iter().position(|(hh, _)| *hh == host) {
+                Some(p) => p,
+                None => {
+                    hosts.push((host, Agg::default()));
+                    hosts.len() - 1
+                }
+            };
+            let Some((_, a)) = hosts.get_mut(pos) else { continue };
+            let c = 1 + (x >> 40) % 20;
+            if a.connections == 0 {
+                a.first = ts;
+            }
+            a.connections += c;
+            a.up += c * (500 + (x >> 8) % 5000);
+            a.down += c * (2000 + (x >> 16) % 50_000);
+            a.last = a.last.max(ts);
         }
+        hosts.sort_unstable_by_key(|(host, _)| *host);
+        hosts.into_iter().map(move |(host, a)| (TrafficKey { day, host, device: d }, a))
+    })
+}
+
+/// Serializes what the closure's iterator yields as a JSON array, without collecting it:
+/// answers reach 100,000–500,000 rows.
+struct LazySeq<F>(F);
+
+impl<F, I> serde::Serialize for LazySeq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: serde::Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
     }
-    let mut rows: Vec<_> = map.into_iter().collect();
-    rows.sort_unstable_by_key(|(k, _)| *k);
-    rows.into_iter().map(|((day, host, device), a)| (TrafficKey { day, host, device }, a)).collect()
 }
 
 #[derive(serde::Serialize)]
@@ -864,52 +947,47 @@ struct HuntingLogonRow {
 }
 
 #[derive(serde::Serialize)]
-#[serde(untagged)]
-enum HuntingRow {
-    Traffic(HuntingTrafficRow),
-    Logon(HuntingLogonRow),
-}
-
-#[derive(serde::Serialize)]
-struct HuntingAnswer {
+struct HuntingAnswer<R> {
     #[serde(rename = "@odata.context")]
     context: &'static str,
     schema: [(); 0],
-    results: Vec<HuntingRow>,
+    results: R,
+}
+
+const HUNTING_CONTEXT: &str = "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.security.huntingQueryResults";
+
+fn hunting_answer(results: impl serde::Serialize) -> Response {
+    Response::json(200, &HuntingAnswer { context: HUNTING_CONTEXT, schema: [], results })
 }
 
 /// Logon events in `[start, end)`: one per device per day (device logons) or per user per day
-/// (identity logons), aggregated per account × device.
-fn logons(st: &Shared, start: i64, end: i64, identity: bool) -> Vec<((String, String), Agg)> {
+/// (identity logons), aggregated per account × device, made as they are served (one account ×
+/// device at a time, in index order).
+fn logons(st: &Shared, start: i64, end: i64, identity: bool) -> impl Iterator<Item = ((String, String), Agg)> + '_ {
     let (d0, d1) = days_range(st);
     let (from, to) = (start.div_euclid(86_400).max(d0), (end - 1).div_euclid(86_400).min(d1));
-    let mut map: HashMap<(u32, u32), Agg> = HashMap::new();
     let (n, salt) = if identity { (st.opts.users, 31) } else { (st.opts.devices, 30) };
-    for day in from..=to {
-        for k in 0..n {
+    (0..n).filter_map(move |k| {
+        let mut a = Agg::default();
+        for day in from..=to {
             let x = h(st.opts.seed, &[salt, day as u64, u64::from(k)]);
             let ts = day * 86_400 + (x % 86_400) as i64;
             if ts < start || ts >= end {
                 continue;
             }
-            let (u, d) = if identity { (k, k % st.opts.devices.max(1)) } else { (primary_user(st, k), k) };
-            let a = map.entry((u, d)).or_default();
             if a.connections == 0 || ts < a.first {
                 a.first = ts;
             }
             a.connections += 1;
             a.last = a.last.max(ts);
         }
-    }
-    let mut rows: Vec<_> = map.into_iter().collect();
-    // Zero-padded names: numeric order is the names' order.
-    rows.sort_unstable_by_key(|(k, _)| *k);
-    rows.into_iter()
-        .map(|((u, d), a)| {
-            let account = if identity { upn(u) } else { format!("contoso\\user{u:06}") };
-            ((account, device_name(d)), a)
-        })
-        .collect()
+        if a.connections == 0 {
+            return None;
+        }
+        let (u, d) = if identity { (k, k % st.opts.devices.max(1)) } else { (primary_user(st, k), k) };
+        let account = if identity { upn(u) } else { format!("contoso\\user{u:06}") };
+        Some(((account, device_name(d)), a))
+    })
 }
 
 fn hunting(st: &Shared, req: &Request, empty: bool) -> Response {
@@ -921,24 +999,20 @@ fn hunting(st: &Shared, req: &Request, empty: bool) -> Response {
         return Response::error(400, "BadRequest", "Timespan start/end required by the fake");
     };
     let limit = st.opts.hunting_row_limit as usize;
-    let mut results: Vec<HuntingRow> = Vec::new();
     if empty || query.contains("take 1") {
         // Probes and empty mode.
+        hunting_answer([(); 0])
     } else if query.starts_with("DeviceNetworkEvents") {
-        for (k, a) in traffic(st, start, end, 0).into_iter().take(limit) {
-            let (host, device_name, account) = k.names(st);
-            results.push(HuntingRow::Traffic(HuntingTrafficRow {
-                day: iso(k.day * 86_400),
-                host,
-                device_name,
-                account,
-                connections: a.connections,
-            }));
-        }
+        hunting_answer(LazySeq(|| {
+            traffic(st, start, end, 0).take(limit).map(|(k, a)| {
+                let (host, device_name, account) = k.names(st);
+                HuntingTrafficRow { day: iso(k.day * 86_400), host, device_name, account, connections: a.connections }
+            })
+        }))
     } else if query.starts_with("DeviceLogonEvents") || query.starts_with("IdentityLogonEvents") {
         let identity = query.starts_with("Identity");
-        for ((acct, dev), a) in logons(st, start, end, identity).into_iter().take(limit) {
-            results.push(HuntingRow::Logon(HuntingLogonRow {
+        hunting_answer(LazySeq(|| {
+            logons(st, start, end, identity).take(limit).map(|((acct, dev), a)| HuntingLogonRow {
                 account_upn: identity.then(|| acct.clone()),
                 device_id: (!identity).then_some(None),
                 account: acct,
@@ -947,19 +1021,11 @@ fn hunting(st: &Shared, req: &Request, empty: bool) -> Response {
                 first_seen: iso(a.first),
                 last_seen: iso(a.last),
                 logon_types: ["Interactive"],
-            }));
-        }
+            })
+        }))
     } else {
-        return Response::error(400, "BadRequest", "the fake does not know this table");
+        Response::error(400, "BadRequest", "the fake does not know this table")
     }
-    Response::json(
-        200,
-        &HuntingAnswer {
-            context: "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
-            schema: [],
-            results,
-        },
-    )
 }
 
 fn log_analytics(st: &Shared, req: &Request, empty: bool) -> Response {
@@ -971,19 +1037,13 @@ fn log_analytics(st: &Shared, req: &Request, empty: bool) -> Response {
     };
     let query = body.get("query").and_then(|q| q.as_str()).unwrap_or_default();
     let limit = st.opts.log_analytics_row_limit as usize;
-    type LaRow = (String, String, String, String, u64, u64, u64);
-    let rows: Vec<LaRow> = if empty || query.contains("take 1") {
-        Vec::new()
-    } else {
-        traffic(st, start, end, 0x1a)
-            .into_iter()
-            .take(limit)
-            .map(|(k, a)| {
-                let (host, dev, acct) = k.names(st);
-                (iso(k.day * 86_400), host, dev, acct, a.connections, a.up, a.down)
-            })
-            .collect()
-    };
+    let no_rows = empty || query.contains("take 1");
+    let rows = LazySeq(|| {
+        traffic(st, start, end, 0x1a).take(if no_rows { 0 } else { limit }).map(|(k, a)| {
+            let (host, dev, acct) = k.names(st);
+            (iso(k.day * 86_400), host, dev, acct, a.connections, a.up, a.down)
+        })
+    });
     let columns = json!([
         {"name": "Day", "type": "datetime"}, {"name": "Host", "type": "string"},
         {"name": "DeviceName", "type": "string"}, {"name": "Account", "type": "string"},
@@ -991,14 +1051,14 @@ fn log_analytics(st: &Shared, req: &Request, empty: bool) -> Response {
         {"name": "BytesDown", "type": "long"}
     ]);
     #[derive(serde::Serialize)]
-    struct Table {
+    struct Table<R> {
         name: &'static str,
         columns: Value,
-        rows: Vec<LaRow>,
+        rows: R,
     }
     #[derive(serde::Serialize)]
-    struct Answer {
-        tables: [Table; 1],
+    struct Answer<R> {
+        tables: [Table<R>; 1],
     }
     Response::json(200, &Answer { tables: [Table { name: "PrimaryResult", columns, rows }] })
 }

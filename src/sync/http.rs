@@ -294,8 +294,8 @@ impl HttpCore {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-            let body = match resp.bytes().await {
-                Ok(b) => b.to_vec(),
+            let body = match read_body(resp).await {
+                Ok(b) => b,
                 Err(e) => {
                     let detail = transport_detail(&e);
                     if attempt >= self.pacing.max_retries {
@@ -363,14 +363,37 @@ impl HttpCore {
 
     pub(crate) async fn json<T: serde::de::DeserializeOwned>(&self, call: Call<'_>) -> Result<Option<T>, SyncError> {
         let api = call.api;
-        let reply = self.send(call).await?;
-        if reply.status == 404 || reply.body.is_empty() {
+        let Some(body) = self.body(call).await? else {
             return Ok(None);
-        }
-        serde_json::from_slice(&reply.body)
-            .map(Some)
-            .map_err(|e| SyncError::Decode { api: api.name().to_string(), detail: e.to_string() })
+        };
+        serde_json::from_slice(&body).map(Some).map_err(|e| decode_error(api, &e))
     }
+
+    /// The raw answer, `None` for a tolerated 404 or an empty body; for callers that decode
+    /// rows straight from the bytes ([`super::wire`]).
+    pub(crate) async fn body(&self, call: Call<'_>) -> Result<Option<Vec<u8>>, SyncError> {
+        let reply = self.send(call).await?;
+        Ok((reply.status != 404 && !reply.body.is_empty()).then_some(reply.body))
+    }
+}
+
+pub(crate) fn decode_error(api: ApiKind, e: &serde_json::Error) -> SyncError {
+    SyncError::Decode { api: api.name().to_string(), detail: e.to_string() }
+}
+
+/// Larger announced lengths are not trusted for the first allocation (the buffer still grows).
+const MAX_PREALLOC: u64 = 64 * 1024 * 1024;
+
+/// Reads the body chunk by chunk into one buffer sized from Content-Length: `bytes()` would
+/// gather the chunks and copy them into a second buffer of the full size (answers reach tens
+/// of MB).
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let cap = resp.content_length().unwrap_or(0).min(MAX_PREALLOC);
+    let mut body = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn transport_detail(e: &reqwest::Error) -> String {

@@ -2,12 +2,12 @@
 //! Log Analytics. Summaries run in Defender's engine; windows halve while an answer reaches
 //! the row limit (a full answer may be truncated) and grow back after each success.
 use reqwest::Method;
-use serde_json::{Map, Value};
 
 use super::config::SyncConfig;
 use super::error::SyncError;
-use super::http::{ApiKind, Call, HttpCore};
-use super::{Run, SourceKind, SyncedLogon, SyncedTraffic, iso, j_str, j_time, j_u64};
+use super::http::{ApiKind, Call, HttpCore, decode_error};
+use super::wire::{self, Cell, Row};
+use super::{Run, SourceKind, SyncedLogon, SyncedTraffic, iso};
 use crate::domain::Day;
 
 /// Rows of one window, already mapped.
@@ -112,16 +112,29 @@ async fn query(
         return super::loganalytics::query_traffic(cfg, http, start, end).await;
     }
     let kql = kql_for(source, start, end);
-    let results = run_hunting(cfg, http, &kql, start, end).await?;
-    let raw_rows = results.len();
-    let rows = match source {
+    let body = run_hunting(cfg, http, &kql, start, end).await?.unwrap_or_default();
+    let decode = |e: serde_json::Error| decode_error(ApiKind::Hunting, &e);
+    Ok(match source {
         SourceKind::HuntingTraffic => {
-            WindowRows::Traffic(results.iter().filter_map(|r| traffic_row(source, r)).collect())
+            let m = wire::object_array(&body, &RESULTS_KEYS, &TRAFFIC_COLUMNS, false, |r| traffic_row(source, r))
+                .map_err(decode)?;
+            Answer { raw_rows: m.objects, rows: WindowRows::Traffic(m.rows) }
         }
-        _ => WindowRows::Logons(results.iter().filter_map(|r| logon_row(source, r)).collect()),
-    };
-    Ok(Answer { raw_rows, rows })
+        _ => {
+            let m = wire::object_array(&body, &RESULTS_KEYS, &LOGON_COLUMNS, false, |r| logon_row(source, r))
+                .map_err(decode)?;
+            Answer { raw_rows: m.objects, rows: WindowRows::Logons(m.rows) }
+        }
+    })
 }
+
+/// The docs show both `results` and `Results`; the first wins when both are present.
+const RESULTS_KEYS: [&str; 2] = ["results", "Results"];
+/// Columns a traffic row is read from (hunting and Log Analytics alike).
+pub(crate) const TRAFFIC_COLUMNS: [&str; 7] =
+    ["Day", "Host", "DeviceName", "Account", "Connections", "BytesUp", "BytesDown"];
+const LOGON_COLUMNS: [&str; 8] =
+    ["Account", "AccountUpn", "DeviceName", "DeviceId", "FirstSeen", "LastSeen", "LogonCount", "LogonTypes"];
 
 /// KQL per source. Bounds are in the query itself as well as in `Timespan`, so the window is
 /// half-open `[start, end)` whatever the service does with the timespan's end.
@@ -154,43 +167,29 @@ pub fn kql_for(source: SourceKind, start: i64, end: i64) -> String {
     }
 }
 
-/// Runs one query; results are returned as JSON objects keyed by column name.
+/// Runs one query; the raw answer, decoded row by row by the caller (answers reach 100,000
+/// rows, never held as a `Value`).
 async fn run_hunting(
     cfg: &SyncConfig,
     http: &HttpCore,
     kql: &str,
     start: i64,
     end: i64,
-) -> Result<Vec<Map<String, Value>>, SyncError> {
+) -> Result<Option<Vec<u8>>, SyncError> {
     let body = serde_json::json!({
         "Query": kql,
         "Timespan": format!("{}/{}", iso(start), iso(end)),
     });
-    let mut v: Option<Value> = http
-        .json(Call {
-            api: ApiKind::Hunting,
-            scope: &cfg.endpoints.graph_scope,
-            permission: SourceKind::HuntingTraffic.permission(),
-            method: Method::POST,
-            url: format!("{}/v1.0/security/runHuntingQuery", cfg.endpoints.graph.trim_end_matches('/')),
-            body: Some(&body),
-            accept_404: false,
-        })
-        .await?;
-    // The docs show both `results` and `Results`. Taken, not cloned: answers reach 100,000 rows.
-    let taken =
-        v.as_mut().and_then(Value::as_object_mut).and_then(|o| o.remove("results").or_else(|| o.remove("Results")));
-    let results = match taken {
-        Some(Value::Array(a)) => a,
-        _ => Vec::new(),
-    };
-    Ok(results
-        .into_iter()
-        .filter_map(|x| match x {
-            Value::Object(m) => Some(m),
-            _ => None,
-        })
-        .collect())
+    http.body(Call {
+        api: ApiKind::Hunting,
+        scope: &cfg.endpoints.graph_scope,
+        permission: SourceKind::HuntingTraffic.permission(),
+        method: Method::POST,
+        url: format!("{}/v1.0/security/runHuntingQuery", cfg.endpoints.graph.trim_end_matches('/')),
+        body: Some(&body),
+        accept_404: false,
+    })
+    .await
 }
 
 fn clean_host(h: &str) -> Option<String> {
@@ -202,39 +201,36 @@ fn nonempty(s: Option<String>) -> Option<String> {
     s.filter(|x| !x.trim().is_empty() && x != "\\")
 }
 
-pub(crate) fn traffic_row(source: SourceKind, v: &Map<String, Value>) -> Option<SyncedTraffic> {
-    let day = j_time(v, "Day")?;
+pub(crate) fn traffic_row(source: SourceKind, r: &Row<'_>) -> Option<SyncedTraffic> {
+    let day = r.time("Day")?;
     Some(SyncedTraffic {
         source,
         day: Day::from_unix(day),
-        remote_host: clean_host(&j_str(v, "Host")?)?,
-        device: j_str(v, "DeviceName").unwrap_or_default().to_ascii_lowercase(),
-        account: nonempty(j_str(v, "Account")),
-        connections: j_u64(v, "Connections").unwrap_or(0),
-        bytes_up: j_u64(v, "BytesUp"),
-        bytes_down: j_u64(v, "BytesDown"),
+        remote_host: clean_host(&r.string("Host")?)?,
+        device: r.string("DeviceName").unwrap_or_default().to_ascii_lowercase(),
+        account: nonempty(r.string("Account")),
+        connections: r.u64("Connections").unwrap_or(0),
+        bytes_up: r.u64("BytesUp"),
+        bytes_down: r.u64("BytesDown"),
     })
 }
 
-fn logon_row(source: SourceKind, v: &Map<String, Value>) -> Option<SyncedLogon> {
-    let account = nonempty(j_str(v, "Account"))?;
-    let logon_types = match v.get("LogonTypes") {
-        Some(Value::Array(a)) => {
-            let parts: Vec<&str> = a.iter().filter_map(|x| x.as_str()).collect();
-            (!parts.is_empty()).then(|| parts.join(","))
-        }
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+fn logon_row(source: SourceKind, r: &Row<'_>) -> Option<SyncedLogon> {
+    let account = nonempty(r.string("Account"))?;
+    let logon_types = match (r.list("LogonTypes"), r.get("LogonTypes")) {
+        (Some(parts), _) => (!parts.is_empty()).then(|| parts.join(",")),
+        (None, Some(Cell::Str(s))) if !s.is_empty() => Some(s.to_string()),
         _ => None,
     };
     Some(SyncedLogon {
         source,
-        upn: nonempty(j_str(v, "AccountUpn")).map(|u| u.to_lowercase()),
+        upn: nonempty(r.string("AccountUpn")).map(|u| u.to_lowercase()),
         account,
-        device_name: j_str(v, "DeviceName")?.to_ascii_lowercase(),
-        device_id: j_str(v, "DeviceId"),
-        first_seen_unix: j_time(v, "FirstSeen"),
-        last_seen_unix: j_time(v, "LastSeen"),
-        logon_count: j_u64(v, "LogonCount"),
+        device_name: r.string("DeviceName")?.to_ascii_lowercase(),
+        device_id: r.string("DeviceId"),
+        first_seen_unix: r.time("FirstSeen"),
+        last_seen_unix: r.time("LastSeen"),
+        logon_count: r.u64("LogonCount"),
         logon_types,
     })
 }
@@ -249,5 +245,9 @@ pub(crate) async fn probe(cfg: &SyncConfig, http: &HttpCore, source: SourceKind)
         SourceKind::HuntingIdentityLogons => "IdentityLogonEvents",
         _ => "DeviceNetworkEvents",
     };
-    run_hunting(cfg, http, &format!("{table} | take 1"), now - 3600, now).await.map(|_| ())
+    let body = run_hunting(cfg, http, &format!("{table} | take 1"), now - 3600, now).await?.unwrap_or_default();
+    // Still decoded, so an answer that is not JSON fails the check as it would fail a sync.
+    wire::object_array(&body, &RESULTS_KEYS, &[], false, |_| None::<()>)
+        .map(|_| ())
+        .map_err(|e| decode_error(ApiKind::Hunting, &e))
 }

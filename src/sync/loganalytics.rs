@@ -1,12 +1,12 @@
 //! Log Analytics query API over CommonSecurityLog (CEF from proxies and firewalls),
 //! summarised in KQL per day × host × device × account with byte counts.
 use reqwest::Method;
-use serde_json::{Map, Value};
 
 use super::config::SyncConfig;
 use super::error::SyncError;
-use super::http::{ApiKind, Call, HttpCore};
-use super::hunting::{Answer, WindowRows, traffic_row};
+use super::http::{ApiKind, Call, HttpCore, decode_error};
+use super::hunting::{Answer, TRAFFIC_COLUMNS, WindowRows, traffic_row};
+use super::wire;
 use super::{SourceKind, iso, path_segment};
 
 pub fn kql_traffic(start: i64, end: i64) -> String {
@@ -21,13 +21,9 @@ pub fn kql_traffic(start: i64, end: i64) -> String {
     )
 }
 
-async fn run_query(
-    cfg: &SyncConfig,
-    http: &HttpCore,
-    kql: &str,
-    start: i64,
-    end: i64,
-) -> Result<Vec<Map<String, Value>>, SyncError> {
+/// Runs one query; the raw answer, decoded row by row by the caller (answers reach 500,000
+/// rows, never held as a `Value`).
+async fn run_query(cfg: &SyncConfig, http: &HttpCore, kql: &str, start: i64, end: i64) -> Result<Vec<u8>, SyncError> {
     let ws = cfg
         .log_analytics_workspace
         .as_deref()
@@ -36,8 +32,8 @@ async fn run_query(
         "query": kql,
         "timespan": format!("{}/{}", iso(start), iso(end)),
     });
-    let v: Option<Value> = http
-        .json(Call {
+    let body = http
+        .body(Call {
             api: ApiKind::LogAnalytics,
             scope: &cfg.endpoints.log_analytics_scope,
             permission: SourceKind::LogAnalyticsTraffic.permission(),
@@ -51,30 +47,7 @@ async fn run_query(
             accept_404: false,
         })
         .await?;
-    Ok(v.map(tables_to_rows).unwrap_or_default())
-}
-
-/// `{"tables":[{"columns":[{"name"}],"rows":[[...]]}]}` → objects keyed by column name.
-fn tables_to_rows(mut v: Value) -> Vec<Map<String, Value>> {
-    let Some(table) = v.get_mut("tables").and_then(|t| t.as_array_mut()).and_then(|t| t.first_mut()) else {
-        return Vec::new();
-    };
-    let cols: Vec<String> = table
-        .get("columns")
-        .and_then(|c| c.as_array())
-        .map(|c| c.iter().map(|x| x.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string()).collect())
-        .unwrap_or_default();
-    // Cells are moved out, not cloned: answers reach 500,000 rows.
-    let rows = match table.get_mut("rows") {
-        Some(Value::Array(rows)) => std::mem::take(rows),
-        _ => return Vec::new(),
-    };
-    rows.into_iter()
-        .filter_map(|r| match r {
-            Value::Array(cells) => Some(cols.iter().cloned().zip(cells).collect::<Map<String, Value>>()),
-            _ => None,
-        })
-        .collect()
+    Ok(body.unwrap_or_default())
 }
 
 pub(crate) async fn query_traffic(
@@ -83,15 +56,14 @@ pub(crate) async fn query_traffic(
     start: i64,
     end: i64,
 ) -> Result<Answer, SyncError> {
-    let rows = run_query(cfg, http, &kql_traffic(start, end), start, end).await?;
-    Ok(Answer {
-        raw_rows: rows.len(),
-        rows: WindowRows::Traffic(
-            rows.iter().filter_map(|r| traffic_row(SourceKind::LogAnalyticsTraffic, r)).collect(),
-        ),
-    })
+    let body = run_query(cfg, http, &kql_traffic(start, end), start, end).await?;
+    let m = wire::la_table(&body, &TRAFFIC_COLUMNS, |r| traffic_row(SourceKind::LogAnalyticsTraffic, r))
+        .map_err(|e| decode_error(ApiKind::LogAnalytics, &e))?;
+    Ok(Answer { raw_rows: m.objects, rows: WindowRows::Traffic(m.rows) })
 }
 
 pub(crate) async fn probe(cfg: &SyncConfig, http: &HttpCore, now: i64) -> Result<(), SyncError> {
-    run_query(cfg, http, "CommonSecurityLog | take 1", now - 3600, now).await.map(|_| ())
+    let body = run_query(cfg, http, "CommonSecurityLog | take 1", now - 3600, now).await?;
+    // Still decoded, so an answer that is not JSON fails the check as it would fail a sync.
+    wire::la_table(&body, &[], |_| None::<()>).map(|_| ()).map_err(|e| decode_error(ApiKind::LogAnalytics, &e))
 }

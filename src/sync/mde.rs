@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::SyncConfig;
 use super::error::SyncError;
-use super::http::{ApiKind, Call, HttpCore, with_query};
-use super::{Run, SourceKind, SyncedDevice, SyncedLogon, j_str, j_time, path_segment};
+use super::http::{ApiKind, Call, HttpCore, decode_error, with_query};
+use super::wire::{self, Mapped, Row};
+use super::{Run, SourceKind, SyncedDevice, SyncedLogon, j_str, path_segment};
 
 #[derive(Deserialize)]
 struct ODataPage {
@@ -21,50 +22,74 @@ fn machines_url(cfg: &SyncConfig, top: u32, skip: u64) -> Result<String, SyncErr
     )
 }
 
-fn device_from(v: &serde_json::Value) -> Option<SyncedDevice> {
-    let id = j_str(v, "id")?;
+const MACHINE_COLUMNS: [&str; 14] = [
+    "id",
+    "computerDnsName",
+    "osPlatform",
+    "version",
+    "riskScore",
+    "exposureLevel",
+    "healthStatus",
+    "firstSeen",
+    "lastSeen",
+    "lastIpAddress",
+    "aadDeviceId",
+    "machineTags",
+    "rbacGroupName",
+    "rbacGroupId",
+];
+
+fn device_from(r: &Row<'_>) -> Option<SyncedDevice> {
+    let id = r.string("id")?;
     Some(SyncedDevice {
-        name: j_str(v, "computerDnsName").unwrap_or_else(|| id.clone()),
-        os_platform: j_str(v, "osPlatform"),
-        os_version: j_str(v, "version"),
-        risk_score: j_str(v, "riskScore"),
-        exposure_level: j_str(v, "exposureLevel"),
-        health_status: j_str(v, "healthStatus"),
-        first_seen_unix: j_time(v, "firstSeen"),
-        last_seen_unix: j_time(v, "lastSeen"),
-        last_ip: j_str(v, "lastIpAddress"),
-        aad_device_id: j_str(v, "aadDeviceId"),
-        tags: v
-            .get("machineTags")
-            .and_then(|t| t.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-            .unwrap_or_default(),
-        device_group: j_str(v, "rbacGroupName"),
-        device_group_id: j_str(v, "rbacGroupId"),
+        name: r.string("computerDnsName").unwrap_or_else(|| id.clone()),
+        os_platform: r.string("osPlatform"),
+        os_version: r.string("version"),
+        risk_score: r.string("riskScore"),
+        exposure_level: r.string("exposureLevel"),
+        health_status: r.string("healthStatus"),
+        first_seen_unix: r.time("firstSeen"),
+        last_seen_unix: r.time("lastSeen"),
+        last_ip: r.string("lastIpAddress"),
+        aad_device_id: r.string("aadDeviceId"),
+        tags: r.list("machineTags").map(|a| a.iter().map(|t| t.to_string()).collect()).unwrap_or_default(),
+        device_group: r.string("rbacGroupName"),
+        device_group_id: r.string("rbacGroupId"),
         id,
     })
 }
 
+/// An MDE list page (`{"value": [...]}`), rows mapped as read; `elements` counts every entry
+/// (the paging test), mapped or not.
+async fn odata_rows<T>(
+    http: &HttpCore,
+    call: Call<'_>,
+    columns: &'static [&'static str],
+    map: impl Fn(&Row<'_>) -> Option<T>,
+) -> Result<Mapped<T>, SyncError> {
+    let body = http.body(call).await?.unwrap_or_default();
+    wire::object_array(&body, &["value"], columns, true, |r| map(r)).map_err(|e| decode_error(ApiKind::Mde, &e))
+}
+
 /// One `$top/$skip` page of machines; MDE's 404 ("no recent machines") is an empty page.
-async fn machines_page(
+async fn machines_page<T>(
     cfg: &SyncConfig,
     http: &HttpCore,
     permission: &str,
     top: u32,
     skip: u64,
-) -> Result<Vec<serde_json::Value>, SyncError> {
-    let page: Option<ODataPage> = http
-        .json(Call {
-            api: ApiKind::Mde,
-            scope: &cfg.endpoints.mde_scope,
-            permission,
-            method: Method::GET,
-            url: machines_url(cfg, top, skip)?,
-            body: None,
-            accept_404: true,
-        })
-        .await?;
-    Ok(page.map(|p| p.value).unwrap_or_default())
+    map: impl Fn(&Row<'_>) -> Option<T>,
+) -> Result<Mapped<T>, SyncError> {
+    let call = Call {
+        api: ApiKind::Mde,
+        scope: &cfg.endpoints.mde_scope,
+        permission,
+        method: Method::GET,
+        url: machines_url(cfg, top, skip)?,
+        body: None,
+        accept_404: true,
+    };
+    odata_rows(http, call, &MACHINE_COLUMNS, map).await
 }
 
 fn page_size(cfg: &SyncConfig) -> u32 {
@@ -75,9 +100,9 @@ pub(crate) async fn sync_devices(run: &mut Run<'_>) -> Result<(), SyncError> {
     let top = page_size(run.cfg);
     let mut skip: u64 = run.unfinished_cursor().and_then(|c| c.parse().ok()).unwrap_or(0);
     loop {
-        let raw = machines_page(run.cfg, run.http, SourceKind::Devices.permission(), top, skip).await?;
-        let fetched = raw.len();
-        let devices: Vec<SyncedDevice> = raw.iter().filter_map(device_from).collect();
+        let page = machines_page(run.cfg, run.http, SourceKind::Devices.permission(), top, skip, device_from).await?;
+        let fetched = page.elements;
+        let devices = page.rows;
         skip += fetched as u64;
         // MDE shows no nextLink; a short page is the end.
         let done = fetched < top as usize;
@@ -104,12 +129,13 @@ pub(crate) async fn sync_logon_users(run: &mut Run<'_>) -> Result<(), SyncError>
     let mut machines = Vec::new();
     let mut skip = 0u64;
     loop {
-        let raw = machines_page(run.cfg, run.http, perm, top, skip).await?;
-        skip += raw.len() as u64;
-        let short = raw.len() < top as usize;
-        machines.extend(raw.iter().filter_map(|v| {
-            Some(MachineRef { id: j_str(v, "id")?, name: j_str(v, "computerDnsName").unwrap_or_default() })
-        }));
+        let page = machines_page(run.cfg, run.http, perm, top, skip, |r| {
+            Some(MachineRef { id: r.string("id")?, name: r.string("computerDnsName").unwrap_or_default() })
+        })
+        .await?;
+        skip += page.elements as u64;
+        let short = page.elements < top as usize;
+        machines.extend(page.rows);
         if short {
             break;
         }
@@ -161,45 +187,42 @@ async fn machine_logons(
     m: &MachineRef,
 ) -> Result<Vec<SyncedLogon>, SyncError> {
     let url = format!("{}/api/machines/{}/logonusers", cfg.endpoints.mde.trim_end_matches('/'), path_segment(&m.id));
-    let page: Option<ODataPage> = http
-        .json(Call {
-            api: ApiKind::Mde,
-            scope: &cfg.endpoints.mde_scope,
-            permission,
-            method: Method::GET,
-            url,
-            body: None,
-            accept_404: true,
+    let call = Call {
+        api: ApiKind::Mde,
+        scope: &cfg.endpoints.mde_scope,
+        permission,
+        method: Method::GET,
+        url,
+        body: None,
+        accept_404: true,
+    };
+    let page = odata_rows(http, call, &LOGON_USER_COLUMNS, |u| {
+        let name = u.string("accountName")?;
+        let account = match u.string("accountDomain") {
+            Some(d) => format!("{d}\\{name}"),
+            None => name,
+        }
+        .to_lowercase();
+        Some(SyncedLogon {
+            source: SourceKind::LogonUsers,
+            account,
+            upn: None,
+            device_name: m.name.clone(),
+            device_id: Some(m.id.clone()),
+            first_seen_unix: u.time("firstSeen"),
+            last_seen_unix: u.time("lastSeen"),
+            logon_count: None,
+            logon_types: u.string("logonTypes"),
         })
-        .await?;
-    Ok(page
-        .map(|p| p.value)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|u| {
-            let name = j_str(u, "accountName")?;
-            let account = match j_str(u, "accountDomain") {
-                Some(d) => format!("{d}\\{name}"),
-                None => name,
-            }
-            .to_lowercase();
-            Some(SyncedLogon {
-                source: SourceKind::LogonUsers,
-                account,
-                upn: None,
-                device_name: m.name.clone(),
-                device_id: Some(m.id.clone()),
-                first_seen_unix: j_time(u, "firstSeen"),
-                last_seen_unix: j_time(u, "lastSeen"),
-                logon_count: None,
-                logon_types: j_str(u, "logonTypes"),
-            })
-        })
-        .collect())
+    })
+    .await?;
+    Ok(page.rows)
 }
 
+const LOGON_USER_COLUMNS: [&str; 5] = ["accountName", "accountDomain", "firstSeen", "lastSeen", "logonTypes"];
+
 pub(crate) async fn probe(cfg: &SyncConfig, http: &HttpCore, source: SourceKind) -> Result<(), SyncError> {
-    machines_page(cfg, http, source.permission(), 1, 0).await.map(|_| ())
+    machines_page(cfg, http, source.permission(), 1, 0, |_| None::<()>).await.map(|_| ())
 }
 
 // ---------------------------------------------------------------- indicators (push path)

@@ -21,6 +21,7 @@ pub mod mde;
 pub mod memory_sink;
 pub mod push;
 pub mod run;
+mod wire;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
