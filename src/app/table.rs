@@ -136,6 +136,8 @@ pub struct TableView {
     matched: Option<(String, Vec<usize>)>,
     /// The row last marked with Space (an index into `table.rows`), where a range starts.
     anchor: Option<usize>,
+    /// Sort keys by column, one per row of `table`.
+    sort_keys: std::collections::HashMap<usize, Vec<SortKey>>,
 }
 
 /// A cell reduced to what sorting compares, computed once per row instead of per comparison.
@@ -165,6 +167,28 @@ impl SortKey {
     }
 }
 
+/// The filter's words, lower-cased, when it is plain ASCII with none of nucleo's operators
+/// (`!`, `^`, `$`, `'`, `\\`): then matching is a case-insensitive subsequence test per word.
+fn plain_atoms(filter: &str) -> Option<Vec<Vec<u8>>> {
+    if !filter.is_ascii() || filter.contains(['!', '^', '$', '\'', '\\']) {
+        return None;
+    }
+    let atoms: Vec<Vec<u8>> = filter.split_whitespace().map(|w| w.to_ascii_lowercase().into_bytes()).collect();
+    (!atoms.is_empty()).then_some(atoms)
+}
+
+fn is_subsequence(needle: &[u8], hay: &[u8]) -> bool {
+    let mut it = hay.iter();
+    needle.iter().all(|n| it.any(|h| h.to_ascii_lowercase() == *n))
+}
+
+fn nucleo_score(filter: &str, text: &str) -> Option<u32> {
+    let mut matcher = Matcher::new(Config::DEFAULT);
+    let pattern = Pattern::parse(filter, CaseMatching::Ignore, Normalization::Smart);
+    let mut buf = Vec::new();
+    pattern.score(Utf32Str::new(text, &mut buf), &mut matcher)
+}
+
 /// Whether `new` can only match a subset of what `old` matched: one more plain character typed
 /// at the end. Negations, anchors and quoting break that, so they trigger a full rescan.
 fn narrows(old: &str, new: &str) -> bool {
@@ -187,6 +211,7 @@ impl TableView {
             marks: BTreeSet::new(),
             matched: None,
             anchor: None,
+            sort_keys: std::collections::HashMap::new(),
         };
         v.recompute();
         v
@@ -208,16 +233,35 @@ impl TableView {
                 Some((old, rows)) if narrows(&old, &self.filter) => rows,
                 _ => (0..self.table.rows.len()).collect(),
             };
-            let mut matcher = Matcher::new(Config::DEFAULT);
-            let pattern = Pattern::parse(&self.filter, CaseMatching::Ignore, Normalization::Smart);
-            let mut buf = Vec::new();
-            let mut scored: Vec<(u32, usize)> = candidates
-                .into_iter()
-                .filter_map(|i| {
-                    let r = self.table.rows.get(i)?;
-                    pattern.score(Utf32Str::new(&r.key, &mut buf), &mut matcher).map(|s| (s, i))
-                })
-                .collect();
+            let atoms = plain_atoms(&self.filter);
+            let mut scored: Vec<(u32, usize)> = match (&atoms, self.sort) {
+                // A sorted table needs only yes / no, and for plain ASCII patterns over ASCII
+                // text "yes" is exactly "each word's letters appear in order": no scoring.
+                (Some(atoms), Some(_)) => candidates
+                    .into_iter()
+                    .filter_map(|i| {
+                        let key = &self.table.rows.get(i)?.key;
+                        let hit = if key.is_ascii() {
+                            atoms.iter().all(|a| is_subsequence(a, key.as_bytes()))
+                        } else {
+                            nucleo_score(&self.filter, key).is_some()
+                        };
+                        hit.then_some((0, i))
+                    })
+                    .collect(),
+                _ => {
+                    let mut matcher = Matcher::new(Config::DEFAULT);
+                    let pattern = Pattern::parse(&self.filter, CaseMatching::Ignore, Normalization::Smart);
+                    let mut buf = Vec::new();
+                    candidates
+                        .into_iter()
+                        .filter_map(|i| {
+                            let r = self.table.rows.get(i)?;
+                            pattern.score(Utf32Str::new(&r.key, &mut buf), &mut matcher).map(|s| (s, i))
+                        })
+                        .collect()
+                }
+            };
             self.matched = Some((self.filter.clone(), scored.iter().map(|&(_, i)| i).collect()));
             if self.sort.is_none() {
                 scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -225,15 +269,19 @@ impl TableView {
             scored.into_iter().map(|(_, i)| i).collect()
         };
         if let Some((c, desc)) = self.sort {
+            // Keys per column are built once for the table and reused by every later sort,
+            // filter and direction flip.
             let rows = &self.table.rows;
-            let mut keyed: Vec<(SortKey, usize)> =
-                visible.iter().map(|&i| (SortKey::of(rows.get(i).and_then(|r| r.cells.get(c))), i)).collect();
-            keyed.sort_unstable_by(|(ka, a), (kb, b)| {
-                let o = ka.partial_cmp(kb).unwrap_or(Ordering::Equal);
+            let keys =
+                self.sort_keys.entry(c).or_insert_with(|| rows.iter().map(|r| SortKey::of(r.cells.get(c))).collect());
+            visible.sort_unstable_by(|&a, &b| {
+                let o = match (keys.get(a), keys.get(b)) {
+                    (Some(ka), Some(kb)) => ka.partial_cmp(kb).unwrap_or(Ordering::Equal),
+                    _ => Ordering::Equal,
+                };
                 let o = if desc { o.reverse() } else { o };
-                o.then(a.cmp(b))
+                o.then(a.cmp(&b))
             });
-            visible = keyed.into_iter().map(|(_, i)| i).collect();
         }
         self.visible = visible;
         self.selected = keep
@@ -382,6 +430,36 @@ mod tests {
         assert!(nums.windows(2).all(|w| w[0] >= w[1]), "descending numbers");
         v.sort_by(0);
         assert_eq!(v.table.rows[v.visible[0]].key, "user00000@contoso.com");
+    }
+
+    #[test]
+    fn the_sorted_fast_path_matches_exactly_what_nucleo_matches() {
+        let keys = [
+            "carlos.nguyen@contoso.com Carlos Nguyen Finance",
+            "ana.wagner@contoso.com Ana Wagner HR",
+            "zoë.müller@contoso.com Zoë Müller Legal",
+            "LT-FIN-00008 Windows 11 Finance",
+            "",
+        ];
+        for f in ["c", "cn", "CARLOS", "fin 8", "zoe", "müll", "a w", "xyz", "nguyen  fin", "l.n"] {
+            for k in keys {
+                let fast = match plain_atoms(f) {
+                    Some(atoms) if k.is_ascii() => atoms.iter().all(|a| is_subsequence(a, k.as_bytes())),
+                    _ => nucleo_score(f, k).is_some(),
+                };
+                assert_eq!(fast, nucleo_score(f, k).is_some(), "filter {f:?} on {k:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_match_agrees_with_nucleo(f in "[a-zA-Z0-9 .@-]{1,6}", k in "[a-zA-Z0-9 .@_-]{0,40}") {
+            if let Some(atoms) = plain_atoms(&f) {
+                let fast = atoms.iter().all(|a| is_subsequence(a, k.as_bytes()));
+                proptest::prop_assert_eq!(fast, nucleo_score(&f, &k).is_some());
+            }
+        }
     }
 
     #[test]
