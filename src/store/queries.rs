@@ -457,11 +457,14 @@ impl Store {
         let (table, col) = side.table_and_column();
         let (join, name, filter) =
             if by_app { (side.join(), side.name(), "x.app_id".to_string()) } else { ("", "''", format!("x.{col}")) };
+        // Pick the top rows from the roll-up first, then join names to just those: an app with
+        // 50,000 users would otherwise look up 50,000 names to show 5,000.
         let sql = format!(
             "SELECT a.id, a.name, a.category, a.score, a.tag, x.{col}, {name}, x.bytes_up, x.bytes_down,
                     x.transactions, x.first_day, x.last_day
-             FROM {table} x JOIN apps a ON a.id = x.app_id {join}
-             WHERE {filter} = ?1 ORDER BY x.bytes_up DESC LIMIT ?2"
+             FROM (SELECT * FROM {table} x WHERE {filter} = ?1 ORDER BY x.bytes_up DESC LIMIT ?2) x
+             JOIN apps a ON a.id = x.app_id {join}
+             ORDER BY x.bytes_up DESC"
         );
         let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         self.collect(&sql, params![id, limit], usage_row)
