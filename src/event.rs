@@ -235,6 +235,17 @@ mod tests {
         assert!(text.starts_with("Sync: ") && !text.contains("Sync: 0 rows"), "{text}");
         let store = crate::store::Store::open_read_only(&db).unwrap();
         assert!(store.counts().unwrap().devices >= 15);
+        // MDCA's score and tag show beside ours on the app's page.
+        let synced = store
+            .apps(crate::domain::Period { days: 0 })
+            .unwrap()
+            .into_iter()
+            .find(|a| a.mdca_score.is_some())
+            .expect("an app with an MDCA score");
+        let backend = Backend::new(store, crate::catalog::Catalog::builtin());
+        let page = backend.load(crate::app::Route::App(synced.id), crate::domain::Period { days: 0 }).unwrap();
+        let fact = page.facts.iter().find(|(k, _)| k == "Defender for Cloud Apps").unwrap();
+        assert!(fact.1.contains("/10"), "{fact:?}");
 
         // Without a [sync] section the analyst is told why, nothing runs.
         let none = BackgroundSetup { config: Err("no [sync] section in config.toml".into()), ..setup };

@@ -450,6 +450,7 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
             ("Risk".into(), format!("{:.0}/10 · {}", a.score.0, risk_label(a.score.level()))),
             ("Tag".into(), tag_fact(a, r.tag_profile)),
             ("MDE indicators".into(), outbox_summary(r.outbox)),
+            ("Defender for Cloud Apps".into(), mdca_fact(a)),
             ("Users · devices".into(), format!("{} · {}", r.users.total, r.devices.total)),
             ("Traffic".into(), format!("up {} · down {}", human_bytes(up), human_bytes(down))),
         ],
@@ -488,6 +489,17 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
             outbox_table(r.outbox),
         ],
         dashboard: None,
+    }
+}
+
+/// MDCA's score and tag beside ours ("not synced" until a sync brought them).
+fn mdca_fact(a: &AppRow) -> String {
+    match (a.mdca_score, a.mdca_tag.as_deref()) {
+        (None, None) => "not synced".into(),
+        (score, tag) => {
+            let score = score.map(|s| format!("{s:.0}/10")).unwrap_or_else(|| "no score".into());
+            format!("{score} · {}", tag.filter(|t| !t.is_empty()).unwrap_or("untagged"))
+        }
     }
 }
 

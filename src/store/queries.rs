@@ -26,6 +26,9 @@ pub struct AppRow {
     pub trend: Vec<u64>,
     /// Custom labels, comma-separated.
     pub labels: String,
+    /// Defender for Cloud Apps' own view of the app, when synced: its score and tag.
+    pub mdca_score: Option<f32>,
+    pub mdca_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,13 +178,15 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<AppRow> {
         last_day: day_opt(r.get(15)?),
         trend: Vec::new(),
         labels: r.get::<_, Option<String>>(16)?.unwrap_or_default(),
+        mdca_score: r.get::<_, Option<f64>>(17)?.map(|s| s as f32),
+        mdca_tag: r.get(18)?,
     })
 }
 
 const APP_COLUMNS: &str = "a.id, a.key, a.name, a.vendor, a.category, a.unknown, a.score, a.risk_override, a.tag,
     coalesce(s.users, 0), coalesce(s.devices, 0), coalesce(s.bytes_up, 0), coalesce(s.bytes_down, 0),
     coalesce(s.transactions, 0), f.first_day, f.last_day,
-    (SELECT group_concat(label, ', ') FROM app_labels l WHERE l.app_id = a.id)";
+    (SELECT group_concat(label, ', ') FROM app_labels l WHERE l.app_id = a.id), a.mdca_score, a.mdca_tag";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
