@@ -344,8 +344,19 @@ fn progress_printer() -> impl Fn(SyncProgress) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    // The error and its causes, one line each; never a backtrace (RUST_BACKTRACE may be set on
+    // a jump host for other tools).
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", display_safe(&format!("{e:#}")));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging();
     let catalog = configure_catalog(&cli)?;
     let default_db = cli.db.clone().unwrap_or_else(store::default_path);

@@ -503,13 +503,33 @@ impl Store {
 
     /// An app's users by upload, at most [`DETAIL_ROWS`] of them, with how many there are.
     pub fn users_of_app(&self, app: AppId) -> Result<Capped<UsageRow>> {
-        let total = self.conn.query_row("SELECT count(*) FROM app_user WHERE app_id = ?1", [app.0], |r| r.get(0))?;
-        Ok(Capped { rows: self.usage(Side::User, true, app.0, Some(DETAIL_ROWS))?, total: u(total) })
+        let rows = self.usage(Side::User, true, app.0, Some(DETAIL_ROWS))?;
+        Ok(Capped { total: self.list_total(&rows, "users", "app_user", "user_id", app)?, rows })
     }
 
     pub fn devices_of_app(&self, app: AppId) -> Result<Capped<UsageRow>> {
-        let total = self.conn.query_row("SELECT count(*) FROM app_device WHERE app_id = ?1", [app.0], |r| r.get(0))?;
-        Ok(Capped { rows: self.usage(Side::Device, true, app.0, Some(DETAIL_ROWS))?, total: u(total) })
+        let rows = self.usage(Side::Device, true, app.0, Some(DETAIL_ROWS))?;
+        Ok(Capped { total: self.list_total(&rows, "devices", "app_device", "device_id", app)?, rows })
+    }
+
+    /// How long the whole list is: the all-time summary's count (known users / devices) plus
+    /// the unknown one if the app has it, instead of counting tens of thousands of rows.
+    fn list_total(&self, rows: &[UsageRow], column: &str, table: &str, side: &str, app: AppId) -> Result<u64> {
+        if rows.len() < DETAIL_ROWS {
+            return Ok(rows.len() as u64);
+        }
+        let known: Option<i64> = self
+            .conn
+            .query_row(&format!("SELECT {column} FROM app_summary WHERE period = 0 AND app_id = ?1"), [app.0], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let unknown: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE app_id = ?1 AND {side} = 0"),
+            [app.0],
+            |r| r.get(0),
+        )?;
+        Ok(u(known.unwrap_or(0) + unknown).max(rows.len() as u64))
     }
 
     pub fn domains_of_app(&self, app: AppId) -> Result<Vec<DomainRow>> {

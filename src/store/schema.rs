@@ -285,6 +285,10 @@ CREATE INDEX alerts_by_key ON alerts(dedup_key);
 CREATE INDEX outbox_by_status ON outbox(status, id);
 -- The user summaries count each user's open alerts: without this, users × open alerts.
 CREATE INDEX alerts_open_by_user ON alerts(user_id) WHERE status = 'open';
+-- An app page lists its heaviest users and devices first: read them in order, not by sorting
+-- every user of a popular app.
+CREATE INDEX app_user_rank ON app_user(app_id, bytes_up DESC);
+CREATE INDEX app_device_rank ON app_device(app_id, bytes_up DESC);
 -- Free custom tags ("labels") beside the sanction tag, e.g. "pilot", "legal-review".
 CREATE TABLE app_labels(
     app_id INTEGER NOT NULL,
