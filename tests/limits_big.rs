@@ -250,3 +250,28 @@ fn million_rule_catalog_loads_in_bounded_memory() {
     assert!(stdout.contains(&want_app), "{hit} should be {want_app}: {stdout}");
     assert!(peak_mib < 512.0, "peak RSS {peak_mib:.1} MiB");
 }
+
+/// Not ignored (fast): a user catalog over the 16 MiB cap is refused before it is read, with a
+/// message naming the file and the cap.
+#[test]
+fn oversized_catalog_file_is_refused_with_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huge.csv");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        writeln!(w, "id,domains").unwrap();
+        let mut i = 0u64;
+        while w.get_ref().metadata().unwrap().len() <= 16 << 20 {
+            writeln!(w, "app{i},{}", (0..100).map(|j| format!("h{i}-{j}.example.com")).collect::<Vec<_>>().join(";"))
+                .unwrap();
+            i += 1;
+            if i.is_multiple_of(1000) {
+                w.flush().unwrap();
+            }
+        }
+    }
+    let out = command(dir.path()).arg("--catalog").arg(&file).args(["catalog", "lookup", "a.com"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("huge.csv") && err.contains("16777216-byte limit"), "{err}");
+}
