@@ -44,6 +44,8 @@ pub struct BackgroundSetup {
     pub catalog: &'static crate::catalog::Catalog,
     /// Err: why sync is not configured (shown when the analyst types `:sync`).
     pub config: Result<crate::sync::SyncConfig, String>,
+    /// Start a sync as soon as the console is up (`demo --live`).
+    pub sync_at_start: bool,
 }
 
 /// Runs a sync on its own thread, reporting progress and the outcome as messages.
@@ -129,6 +131,9 @@ pub async fn run_console(backend: Backend, mut state: State, sync: BackgroundSet
     state.height = size.height;
     let mut events = EventStream::new();
     let mut pending = app::update::start(&mut state);
+    if sync.sync_at_start && !state.read_only {
+        pending.extend(app::update::run_command(&mut state, "sync"));
+    }
     let mut dirty = true;
     let result: anyhow::Result<()> = async {
         loop {
@@ -226,6 +231,7 @@ mod tests {
             db: db.clone(),
             catalog: crate::catalog::Catalog::builtin(),
             config: Ok(fake.sync_config(&secret.file)),
+            sync_at_start: false,
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         spawn_sync(&setup, tx);
@@ -264,6 +270,7 @@ mod tests {
             db: db.clone(),
             catalog: crate::catalog::Catalog::builtin(),
             config: Err("no sync".into()),
+            sync_at_start: false,
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         spawn_import(&setup, sample.to_string(), tx);

@@ -303,6 +303,17 @@ fn write_out(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
 }
 
 fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()> {
+    console_with(db, cli, label, None)
+}
+
+/// The console; `live` is a sync config to run in the background from the first frame on
+/// (`demo --live`), in place of the config file's.
+fn console_with(
+    db: &std::path::Path,
+    cli: &Cli,
+    label: String,
+    live: Option<shadowscope::sync::SyncConfig>,
+) -> anyhow::Result<()> {
     // A second process gets the cache read-only instead of an error: looking is always safe.
     let (store, locked) = match Store::open(db) {
         Ok(s) => (s, None),
@@ -328,8 +339,13 @@ fn console(db: &std::path::Path, cli: &Cli, label: String) -> anyhow::Result<()>
     if let Some(theme) = &file.theme {
         state.palette = app::palette::Palette::with_overrides(theme).map_err(|e| in_file(&e))?;
     }
-    let config = file.require_sync(&path).cloned().map_err(|e| e.to_string());
-    let sync = shadowscope::event::BackgroundSetup { db: db.to_path_buf(), catalog: Catalog::active(), config };
+    let sync_at_start = live.is_some();
+    let config = match live {
+        Some(cfg) => Ok(cfg),
+        None => file.require_sync(&path).cloned().map_err(|e| e.to_string()),
+    };
+    let sync =
+        shadowscope::event::BackgroundSetup { db: db.to_path_buf(), catalog: Catalog::active(), config, sync_at_start };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(shadowscope::event::run_console(backend, state, sync))
 }
@@ -372,10 +388,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 days: (*days).clamp(1, 30),
                 ..Default::default()
             };
-            let outcome = run::demo_live_blocking(&path, Catalog::active(), opts, &progress_printer())?;
-            eprint!("{}", run::format_report(&outcome));
-            if !no_ui {
-                console(&path, &cli, format!("demo live ({})", path.display()))?;
+            if *no_ui {
+                let outcome = run::demo_live_blocking(&path, Catalog::active(), opts, &progress_printer())?;
+                eprint!("{}", run::format_report(&outcome));
+            } else {
+                // The fake tenant serves from its own runtime while the console syncs from it
+                // in the background: the newcomer watches a real sync fill the views.
+                let tenant_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+                let secret = run::SecretDir::create(&opts.client_secret)
+                    .context("cannot write the fake tenant's secret file")?;
+                let fake = tenant_rt.block_on(shadowscope::sync::fake_tenant::serve_fake_tenant(opts))?;
+                let cfg = fake.sync_config(&secret.file);
+                console_with(&path, &cli, format!("demo live ({})", path.display()), Some(cfg))?;
             }
         }
         Some(Command::Demo { users, days, seed, no_ui, live: false }) => {
