@@ -5,15 +5,14 @@
 //! answers are synced into a real cache and every view and every detail page is drawn with
 //! `TestBackend` and through `CrosstermBackend` into bytes: no payload reaches the output raw,
 //! and the suspicious characters are visible as escapes.
+mod common;
+
+use common::{Console, draw};
 use crossterm::event::KeyCode;
-use ratatui::backend::{CrosstermBackend, TestBackend};
-use ratatui::layout::Rect;
-use ratatui::{Terminal, TerminalOptions, Viewport};
 use serde_json::{Value, json};
 use shadowscope::app::keymap::Key;
-use shadowscope::app::{self, Effect, Msg, Route, State};
+use shadowscope::app::{Msg, Route};
 use shadowscope::catalog::Catalog;
-use shadowscope::runtime::Backend;
 use shadowscope::store::Store;
 use shadowscope::sync::run::{format_report, sync_into_store};
 use shadowscope::sync::{PacingConfig, SourceKind, SourcesConfig, SyncConfig};
@@ -213,68 +212,6 @@ fn config(base: &str, secret: &std::path::Path) -> SyncConfig {
     cfg
 }
 
-struct Console {
-    state: State,
-    backend: Backend,
-}
-
-impl Console {
-    fn open(store: Store, width: u16, height: u16) -> Console {
-        let mut backend = Backend::new(store, Catalog::builtin());
-        backend.actor = "analyst".into();
-        backend.now = || NOW;
-        let mut state = State::new("hostile api");
-        state.width = width;
-        state.height = height;
-        let mut c = Console { state, backend };
-        let fx = app::update::start(&mut c.state);
-        c.run(fx);
-        c
-    }
-
-    fn run(&mut self, mut effects: Vec<Effect>) {
-        while let Some(fx) = effects.pop() {
-            for m in self.backend.handle(fx) {
-                effects.extend(app::update(&mut self.state, m));
-            }
-        }
-    }
-
-    fn send(&mut self, msg: Msg) {
-        let fx = app::update(&mut self.state, msg);
-        self.run(fx);
-    }
-
-    fn key(&mut self, k: Key) {
-        self.send(Msg::Key(k));
-    }
-}
-
-struct Frame {
-    screen: String,
-    bytes: Vec<u8>,
-}
-
-fn draw(state: &State) -> Frame {
-    let mut t = Terminal::new(TestBackend::new(state.width, state.height)).unwrap();
-    t.draw(|f| shadowscope::ui::render(f, state)).unwrap();
-    let buf = t.backend().buffer().clone();
-    let mut screen = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            screen.push_str(buf[(x, y)].symbol());
-        }
-        screen.push('\n');
-    }
-    let viewport = Viewport::Fixed(Rect::new(0, 0, state.width, state.height));
-    let mut bytes = Vec::<u8>::new();
-    {
-        let mut ct = Terminal::with_options(CrosstermBackend::new(&mut bytes), TerminalOptions { viewport }).unwrap();
-        ct.draw(|f| shadowscope::ui::render(f, state)).unwrap();
-    }
-    Frame { screen, bytes }
-}
-
 /// Every ESC the crossterm backend writes must start a CSI sequence of the kinds it uses for
 /// styling and cursor movement (SGR `m`, cursor position `H`, show/hide cursor `?25h/l`).
 fn assert_only_styling_escapes(bytes: &[u8], what: &str) {
@@ -385,7 +322,7 @@ async fn hostile_api_fields_never_reach_the_terminal_raw() {
 /// Opens every list view, every pane of it, and the detail page of every entity listed; returns
 /// the screens drawn and the detail routes opened.
 fn walk_console(db: &std::path::Path, width: u16, height: u16) -> (Vec<String>, Vec<Route>) {
-    let mut c = Console::open(Store::open(db).unwrap(), width, height);
+    let mut c = Console::open(Store::open(db).unwrap(), width, height, "hostile api".into(), || NOW);
     let mut screens = Vec::new();
     let mut opened: Vec<Route> = Vec::new();
     for (key, name) in [
@@ -540,7 +477,7 @@ async fn hostile_error_bodies_are_escaped_in_reports() {
         assert!(report.to_lowercase().contains(field), "{field} not in {report}");
     }
     drop(store);
-    let mut c = Console::open(Store::open(&db).unwrap(), 200, 40);
+    let mut c = Console::open(Store::open(&db).unwrap(), 200, 40, "hostile api".into(), || NOW);
     let mut screens = Vec::new();
     c.key(Key::ch('7'));
     draw_all_panes(&mut c, &mut screens, "settings after failed sync");

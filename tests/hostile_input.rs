@@ -1,15 +1,15 @@
 //! Hostile log content (terminal escapes, C1 controls, bidi overrides, zero-width characters,
 //! spreadsheet formulas) goes through import, the console and the exports without ever
 //! reaching a terminal or a spreadsheet raw.
+mod common;
+
+use common::{Console, draw};
 use crossterm::event::KeyCode;
-use ratatui::backend::{CrosstermBackend, TestBackend};
-use ratatui::layout::Rect;
-use ratatui::{Terminal, TerminalOptions, Viewport};
 use shadowscope::app::keymap::Key;
-use shadowscope::app::{self, Effect, Msg, Route, State};
+use shadowscope::app::{Effect, Msg, Route};
 use shadowscope::catalog::Catalog;
 use shadowscope::ingest::pipeline::{ImportOptions, import_paths};
-use shadowscope::runtime::{Backend, export};
+use shadowscope::runtime::export;
 use shadowscope::store::Store;
 use std::path::{Path, PathBuf};
 
@@ -120,69 +120,6 @@ fn fixed_now() -> i64 {
     1_764_000_000
 }
 
-struct Console {
-    state: State,
-    backend: Backend,
-}
-
-impl Console {
-    fn open(store: Store, width: u16, height: u16) -> Console {
-        let mut backend = Backend::new(store, Catalog::builtin());
-        backend.actor = "analyst".into();
-        backend.now = fixed_now;
-        let mut state = State::new(format!("cache{PAYLOAD}"));
-        state.width = width;
-        state.height = height;
-        let mut c = Console { state, backend };
-        let fx = app::update::start(&mut c.state);
-        c.run(fx);
-        c
-    }
-
-    fn run(&mut self, mut effects: Vec<Effect>) {
-        while let Some(fx) = effects.pop() {
-            for m in self.backend.handle(fx) {
-                effects.extend(app::update(&mut self.state, m));
-            }
-        }
-    }
-
-    fn send(&mut self, msg: Msg) {
-        let fx = app::update(&mut self.state, msg);
-        self.run(fx);
-    }
-
-    fn key(&mut self, k: Key) {
-        self.send(Msg::Key(k));
-    }
-}
-
-/// What one frame looked like: the cells of the TestBackend and the bytes crossterm wrote.
-struct Frame {
-    screen: String,
-    bytes: Vec<u8>,
-}
-
-fn draw(state: &State) -> Frame {
-    let mut t = Terminal::new(TestBackend::new(state.width, state.height)).unwrap();
-    t.draw(|f| shadowscope::ui::render(f, state)).unwrap();
-    let buf = t.backend().buffer().clone();
-    let mut screen = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            screen.push_str(buf[(x, y)].symbol());
-        }
-        screen.push('\n');
-    }
-    let viewport = Viewport::Fixed(Rect::new(0, 0, state.width, state.height));
-    let mut bytes = Vec::<u8>::new();
-    {
-        let mut ct = Terminal::with_options(CrosstermBackend::new(&mut bytes), TerminalOptions { viewport }).unwrap();
-        ct.draw(|f| shadowscope::ui::render(f, state)).unwrap();
-    }
-    Frame { screen, bytes }
-}
-
 /// Every ESC the crossterm backend writes must start a CSI sequence of the kinds it uses for
 /// styling and cursor movement (SGR `m`, cursor position `H`, show/hide cursor `?25h/l`); an
 /// OSC (`ESC ]`), a clear (`J`) or any other escape can only have come from data.
@@ -241,7 +178,7 @@ fn draw_all_panes(c: &mut Console, screens: &mut Vec<String>, what: &str) {
 fn hostile_fields_never_reach_the_terminal_raw() {
     let dir = tempfile::tempdir().unwrap();
     let db = hostile_cache(dir.path());
-    let mut c = Console::open(Store::open(&db).unwrap(), 220, 50);
+    let mut c = Console::open(Store::open(&db).unwrap(), 220, 50, format!("cache{PAYLOAD}"), fixed_now);
     let mut screens = Vec::new();
     let mut details = 0;
     for (key, name) in
@@ -291,7 +228,7 @@ fn hostile_fields_never_reach_the_terminal_raw() {
 fn import_messages_escape_the_file_name() {
     let dir = tempfile::tempdir().unwrap();
     let db = hostile_cache(dir.path());
-    let mut c = Console::open(Store::open(&db).unwrap(), 160, 40);
+    let mut c = Console::open(Store::open(&db).unwrap(), 160, 40, format!("cache{PAYLOAD}"), fixed_now);
     let evil = dir.path().join("log\u{1b}]0;pwn\u{7}\u{9b}2J\u{202e}.txt");
     std::fs::write(&evil, "not a log format anyone knows\n").unwrap();
     for path in [evil.clone(), dir.path().join("missing\u{1b}]52;c;eA==\u{7}.log")] {
@@ -318,7 +255,7 @@ fn import_messages_escape_the_file_name() {
 fn exports_neutralise_formulas_and_controls() {
     let dir = tempfile::tempdir().unwrap();
     let db = hostile_cache(dir.path());
-    let mut c = Console::open(Store::open(&db).unwrap(), 160, 40);
+    let mut c = Console::open(Store::open(&db).unwrap(), 160, 40, format!("cache{PAYLOAD}"), fixed_now);
     let mut csv_cells = 0;
     let mut formulas = 0;
     for key in ['2', '3', '4'] {
