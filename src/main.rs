@@ -217,7 +217,9 @@ fn print_reapply(r: &store::catalog_sync::ReapplyReport) {
 
 /// Re-identifies the cache's domains with `catalog`, then lets the alert policies see the
 /// result. A cache that does not exist yet has nothing to update.
-fn reapply(db: &std::path::Path, catalog: &Catalog) -> anyhow::Result<()> {
+/// Re-identifies the cache's domains with `catalog`; `why` (the installed file, or "reapply")
+/// goes to the audit log with what moved.
+fn reapply(db: &std::path::Path, catalog: &Catalog, why: &str) -> anyhow::Result<()> {
     if !db.exists() {
         println!("cache: {} does not exist yet; nothing to update", db.display());
         return Ok(());
@@ -225,6 +227,20 @@ fn reapply(db: &std::path::Path, catalog: &Catalog) -> anyhow::Result<()> {
     let store = Store::open(db)?;
     let r = store.reapply_catalog(catalog)?;
     print_reapply(&r);
+    let detail = serde_json::json!({
+        "domains": r.domains, "moved": r.moved, "apps_created": r.apps_created,
+        "apps_rescored": r.apps_rescored, "apps_removed": r.apps_removed,
+    })
+    .to_string();
+    store.append_audit(
+        shadowscope::runtime::wall_clock(),
+        &store::write::os_user(),
+        "catalog",
+        why,
+        "",
+        &format!("{} domain(s) moved", r.moved),
+        &detail,
+    )?;
     if r.moved > 0 || r.apps_rescored > 0 {
         let a = apply::evaluate_alerts(&store, None)?;
         eprintln!("alerts: {} new, {} updated", a.new, a.updated);
@@ -571,13 +587,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             // The catalog of this run was built before the file was installed.
             let fresh = installed::configured(Some(&dir), &cli.catalog_files)?;
-            reapply(&default_db, &fresh.catalog)?;
+            reapply(&default_db, &fresh.catalog, &done.path.to_string_lossy())?;
         }
         Some(Command::Catalog { command: CatalogCommand::Reapply }) => {
             if cli.read_only {
                 anyhow::bail!("--read-only: catalog reapply is disabled");
             }
-            reapply(&default_db, catalog)?;
+            reapply(&default_db, catalog, "reapply")?;
         }
         Some(Command::Catalog { command: CatalogCommand::Override { app, score, reason } }) => {
             if cli.read_only {

@@ -162,6 +162,13 @@ fn imported_catalog_file_moves_squid_traffic_and_overrides_survive_reapply() {
     assert_eq!((mode(&env.catalog_d()), mode(&installed)), (0o700, 0o600));
 
     let c = env.sql();
+    // The catalog change is in the audit log with what it moved.
+    let (target, new): (String, String) = c
+        .query_row("SELECT target, new_value FROM audit WHERE action = 'catalog' ORDER BY id DESC", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(target.ends_with("connextra.toml") && new == "2 domain(s) moved", "{target} {new}");
     assert_eq!(apps_of_domains(&c, "connextra.com"), ["connextra"]);
     assert_eq!(app_totals(&c, "connextra"), facts, "identical byte totals after the move");
     assert_eq!(fact_totals(&c, "connextra.com"), facts, "the facts themselves are untouched");
