@@ -30,6 +30,7 @@ pub fn apps_table(rows: &[AppRow], title: &str) -> Table {
             col("First seen", 10, 6, false),
             col("Last seen", 10, 5, false),
             col("Trend", 14, 4, true),
+            col("MDCA", 12, 6, false),
         ],
         rows: rows
             .iter()
@@ -47,6 +48,10 @@ pub fn apps_table(rows: &[AppRow], title: &str) -> Table {
                     Cell::Day(a.first_day),
                     Cell::Day(a.last_day),
                     Cell::Spark(a.trend.clone()),
+                    text(&match (a.mdca_score, a.mdca_tag.as_deref()) {
+                        (None, None) => "-".to_string(),
+                        _ => mdca_fact(a),
+                    }),
                 ],
                 target: Some(Route::App(a.id)),
                 key: format!("{} {} {} {}", a.name, a.category, a.key, a.labels),

@@ -351,7 +351,7 @@ impl Store {
             "SELECT {APP_COLUMNS} FROM apps a
              LEFT JOIN app_summary s ON s.app_id = a.id AND s.period = ?1
              LEFT JOIN app_summary f ON f.app_id = a.id AND f.period = 0
-             WHERE s.app_id IS NOT NULL OR a.tag != 0"
+             WHERE s.app_id IS NOT NULL OR a.tag != 0 OR a.mdca_score IS NOT NULL"
         );
         let mut rows = self.collect(&sql, [period.days], app_row)?;
         let latest = self.latest_day()?.unwrap_or(Day(0));
