@@ -419,7 +419,8 @@ fn labels_and_bulk_tagging_everything_a_filter_shows() {
     // Bulk: filter the Apps view, A marks every row it shows, m tags them all after one "y".
     h.key(Key::ch('2'));
     h.key(Key::ch('/'));
-    h.keys("Generative AI");
+    // Column predicates in the filter: every generative-AI app scored 5 or below (10 = safest).
+    h.keys("cat:generative risk<=5");
     h.key(Key::plain(KeyCode::Enter));
     let shown: Vec<shadowscope::domain::AppId> = {
         let t = h.state.current().focused().unwrap();
@@ -432,9 +433,13 @@ fn labels_and_bulk_tagging_everything_a_filter_shows() {
             .collect()
     };
     assert!(shown.len() >= 2, "{shown:?}");
+    for a in &shown {
+        let row = h.backend.store.app(*a, h.state.period).unwrap().unwrap();
+        assert!(row.category == "Generative AI" && row.score.0 <= 5.0, "{row:?}");
+    }
     h.key(Key::ch('A'));
     h.key(Key::ch('m'));
-    assert!(h.screen().contains(&format!("and {} more", shown.len().saturating_sub(5))) || shown.len() <= 5);
+    assert!(h.screen().contains(&format!("and {}", shown.len().saturating_sub(5))) || shown.len() <= 5, "{}", h.screen());
     h.key(Key::ch('y'));
     for a in &shown {
         assert_eq!(h.backend.store.app_tag(*a).unwrap(), Tag::Monitored, "{a:?}");

@@ -2,6 +2,7 @@
 //! I/O and reads no clock: everything it needs arrives in the message.
 pub mod keymap;
 pub mod palette;
+pub mod query;
 pub mod table;
 pub mod update;
 pub mod views;

@@ -194,7 +194,7 @@ fn nucleo_score(filter: &str, text: &str) -> Option<u32> {
 fn narrows(old: &str, new: &str) -> bool {
     !old.trim().is_empty()
         && new.starts_with(old)
-        && !new.contains(['!', '^', '$', '\'', '\\'])
+        && !new.contains(['!', '^', '$', '\'', '\\', ':', '<', '>', '='])
         && !new[old.len()..].contains(' ')
 }
 
@@ -217,9 +217,10 @@ impl TableView {
         v
     }
 
-    /// Character positions of `text` that the current filter matches, for highlighting.
+    /// Character positions of `text` that the current filter's fuzzy words match, for
+    /// highlighting (column predicates such as `risk<=3` highlight nothing).
     pub fn match_positions(&self, text: &str) -> Vec<usize> {
-        match_positions(&self.filter, text)
+        match_positions(&super::query::Query::parse(&self.filter, &self.table.columns).text, text)
     }
 
     /// Re-applies filter and sort, keeping the selected row selected when it survives.
@@ -229,12 +230,23 @@ impl TableView {
             self.matched = None;
             (0..self.table.rows.len()).collect()
         } else {
+            let query = super::query::Query::parse(&self.filter, &self.table.columns);
+            let text = query.text.as_str();
             let candidates: Vec<usize> = match self.matched.take() {
                 Some((old, rows)) if narrows(&old, &self.filter) => rows,
                 _ => (0..self.table.rows.len()).collect(),
             };
-            let atoms = plain_atoms(&self.filter);
+            let candidates: Vec<usize> = if query.predicates.is_empty() {
+                candidates
+            } else {
+                candidates
+                    .into_iter()
+                    .filter(|&i| self.table.rows.get(i).is_some_and(|r| query.matches(&r.cells)))
+                    .collect()
+            };
+            let atoms = plain_atoms(text);
             let mut scored: Vec<(u32, usize)> = match (&atoms, self.sort) {
+                _ if text.trim().is_empty() => candidates.into_iter().map(|i| (0, i)).collect(),
                 // A sorted table needs only yes / no, and for plain ASCII patterns over ASCII
                 // text "yes" is exactly "each word's letters appear in order": no scoring.
                 (Some(atoms), Some(_)) => candidates
@@ -244,14 +256,14 @@ impl TableView {
                         let hit = if key.is_ascii() {
                             atoms.iter().all(|a| is_subsequence(a, key.as_bytes()))
                         } else {
-                            nucleo_score(&self.filter, key).is_some()
+                            nucleo_score(text, key).is_some()
                         };
                         hit.then_some((0, i))
                     })
                     .collect(),
                 _ => {
                     let mut matcher = Matcher::new(Config::DEFAULT);
-                    let pattern = Pattern::parse(&self.filter, CaseMatching::Ignore, Normalization::Smart);
+                    let pattern = Pattern::parse(text, CaseMatching::Ignore, Normalization::Smart);
                     let mut buf = Vec::new();
                     candidates
                         .into_iter()

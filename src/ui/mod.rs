@@ -181,9 +181,9 @@ fn render_footer(f: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
 }
 
 /// A text cell with the characters the filter matched underlined (visible without colour too).
-fn highlighted(text: &str, w: usize, filter: &str, theme: &Theme) -> Line<'static> {
+fn highlighted(text: &str, w: usize, view: &TableView, theme: &Theme) -> Line<'static> {
     let shown = fit(&safe(text), w);
-    let hits = crate::app::table::match_positions(filter, &shown);
+    let hits = view.match_positions(&shown);
     if hits.is_empty() {
         return Line::raw(shown);
     }
@@ -298,7 +298,7 @@ fn render_table(f: &mut Frame<'_>, area: Rect, view: &TableView, focused: bool, 
                 .map(|&ci| {
                     let w = view.table.columns[ci].width as usize;
                     match row.cells.get(ci) {
-                        Some(Cell::Text(t)) if !view.filter.is_empty() => highlighted(t, w, &view.filter, theme),
+                        Some(Cell::Text(t)) if !view.filter.is_empty() => highlighted(t, w, view, theme),
                         Some(c) => Line::from(cell_span(c, w, theme)),
                         None => Line::default(),
                     }
