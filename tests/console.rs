@@ -439,7 +439,11 @@ fn labels_and_bulk_tagging_everything_a_filter_shows() {
     }
     h.key(Key::ch('A'));
     h.key(Key::ch('m'));
-    assert!(h.screen().contains(&format!("and {}", shown.len().saturating_sub(5))) || shown.len() <= 5, "{}", h.screen());
+    assert!(
+        h.screen().contains(&format!("and {}", shown.len().saturating_sub(5))) || shown.len() <= 5,
+        "{}",
+        h.screen()
+    );
     h.key(Key::ch('y'));
     for a in &shown {
         assert_eq!(h.backend.store.app_tag(*a).unwrap(), Tag::Monitored, "{a:?}");

@@ -94,7 +94,11 @@ impl Predicate {
             Cell::Spark(v) => Some(v.iter().sum::<u64>() as f64),
             _ => None,
         };
-        let plain = cell.plain().to_lowercase();
+        // Tags by their words (`tag=none`, `tag:unsanct`), not the short labels the table shows.
+        let plain = match cell {
+            Cell::Tag(t) => t.as_str().to_string(),
+            other => other.plain().to_lowercase(),
+        };
         // Numbers compare as numbers; text columns compare as text (`tag=none`, `cat!=media`).
         let ord = match (value, self.number) {
             (Some(v), Some(n)) => v.partial_cmp(&n),
@@ -149,10 +153,13 @@ mod tests {
         assert!(!q.matches(&row("DeepSeek", "Generative AI", 4.0, Tag::None, 10)));
         assert!(!q.matches(&row("Dropbox", "Cloud storage", 3.0, Tag::None, 2 << 20)));
         // Text comparisons on a text column; unknown names stay text.
-        let q = Query::parse("tag=unsanct http://a:b", &columns());
+        let q = Query::parse("tag=unsanctioned http://a:b", &columns());
         assert_eq!(q.text, "http://a:b");
         assert!(q.matches(&row("MEGA", "Cloud storage", 6.0, Tag::Unsanctioned, 0)));
         assert!(!q.matches(&row("Box", "Cloud storage", 9.0, Tag::Sanctioned, 0)));
+        let q = Query::parse("tag=none", &columns());
+        assert!(q.matches(&row("Box", "Cloud storage", 9.0, Tag::None, 0)));
+        assert!(!q.matches(&row("Box", "Cloud storage", 9.0, Tag::Monitored, 0)));
         assert_eq!(number("1.5GB"), Some(1.5 * 1024.0 * 1024.0 * 1024.0));
         assert_eq!(number("x"), None);
     }
