@@ -73,9 +73,17 @@ pub fn parse_cef(line: &str) -> Result<CefEvent<'_>, SkipReason> {
     let (header, ext) =
         split_header(&line[start + 4..], 7).ok_or(SkipReason::Malformed("CEF header has fewer than 7 fields"))?;
     let spaced = split_kv(ext, None);
-    let semi = split_kv(ext, Some(b';'));
-    // Firepower writes `k=v;k=v`: only then does splitting on ';' find far more keys.
-    let pairs: Vec<RawPair<'_>> = if semi.len() > 2 * spaced.len() + 1 { semi } else { spaced };
+    // Firepower writes `k=v;k=v`: only then does splitting on ';' find far more keys (and
+    // without a ';' in the extension there is nothing to try).
+    // Each key needs an '=', so the ';' split cannot win unless there are enough of them:
+    // counting them is far cheaper than a second split of every ordinary line.
+    let could_win = || memchr::memchr_iter(b'=', ext.as_bytes()).count() > 2 * spaced.len() + 1;
+    let pairs: Vec<RawPair<'_>> = if ext.contains(';') && could_win() {
+        let semi = split_kv(ext, Some(b';'));
+        if semi.len() > 2 * spaced.len() + 1 { semi } else { spaced }
+    } else {
+        spaced
+    };
     let ext = pairs.into_iter().map(|p| (p.key, cef_unescape_value(p.value))).collect();
     Ok(CefEvent { prefix: &line[..start], header, ext })
 }
@@ -163,9 +171,17 @@ pub fn to_record<'a>(ev: &'a CefEvent<'a>) -> Result<Record<'a>, SkipReason> {
     rec.bytes_down = ev.get("out").map(util_b::bytes).unwrap_or(0);
     rec.action = ev.get("act").map(util_b::action_of).unwrap_or_default();
     rec.vendor_app = ev.get("app").or(service.filter(|s| !s.contains('.'))).map(b);
-    let labelled_category = (1..=6).find_map(|n| {
-        let label = ev.get(&format!("cs{n}Label"))?;
-        if label.to_ascii_lowercase().contains("categor") { ev.get(&format!("cs{n}")) } else { None }
+    const CUSTOM: [(&str, &str); 6] = [
+        ("cs1Label", "cs1"),
+        ("cs2Label", "cs2"),
+        ("cs3Label", "cs3"),
+        ("cs4Label", "cs4"),
+        ("cs5Label", "cs5"),
+        ("cs6Label", "cs6"),
+    ];
+    let labelled_category = CUSTOM.iter().find_map(|(label, value)| {
+        let label = ev.get(label)?;
+        if label.to_ascii_lowercase().contains("categor") { ev.get(value) } else { None }
     });
     rec.vendor_category = ev.get("cat").or(labelled_category).map(b);
     Ok(rec)
