@@ -27,7 +27,8 @@ use chrono::Datelike;
 
 use super::util_a::{host_or_ip, parse_digits, port, strip_pri, syslog_stamp};
 use super::{
-    Action, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason, host_of_url,
+    Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, RecordKind, SkipReason,
+    host_of_url,
 };
 
 pub struct AsaFormat;
@@ -48,21 +49,14 @@ impl LogFormat for AsaFormat {
         "Cisco ASA / FTD syslog (%ASA-n-NNNNNN)"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let sample: Vec<&&str> = lines.iter().take(20).collect();
-        if sample.is_empty() {
-            return 0;
-        }
-        let hits = sample
-            .iter()
-            .filter(|l| {
-                find_tag(l).is_some_and(|(i, n)| {
-                    let tok = l[i + n..].split_whitespace().next().unwrap_or("");
-                    let id = tok.trim_end_matches(':').rsplit('-').next().unwrap_or("");
-                    id.len() == 6 && parse_digits(id).is_some()
-                })
+        let votes = LineVotes::count(lines, 20, |l| {
+            find_tag(l).is_some_and(|(i, n)| {
+                let tok = l[i + n..].split_whitespace().next().unwrap_or("");
+                let id = tok.trim_end_matches(':').rsplit('-').next().unwrap_or("");
+                id.len() == 6 && parse_digits(id).is_some()
             })
-            .count();
-        if hits * 10 >= sample.len() * 8 { 95 } else { 0 }
+        });
+        if votes.share_at_least(8, 10) { 95 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(AsaParser { default_year: chrono::Utc::now().year() }))
@@ -358,9 +352,9 @@ impl LineParser for AsaParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::{head, other_samples, sample};
+    use crate::ingest::parse_all;
+    use crate::ingest::test_support::{assert_rejects_others, detected_as, sample};
     use crate::ingest::util_a::civil_to_unix;
-    use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -484,13 +478,8 @@ mod tests {
 
     #[test]
     fn sniff() {
-        let lines = head(SAMPLE);
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert_eq!(registry::detect(&refs).map(|x| x.name()), Some("asa"));
-        for (path, lines) in other_samples(&["elastic-integrations/cisco_asa/"]) {
-            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-            assert!(AsaFormat.sniff(&refs) < 50, "{path}");
-        }
+        assert_eq!(detected_as(SAMPLE), Some("asa"));
+        assert_rejects_others(&[&AsaFormat], &["elastic-integrations/cisco_asa/"]);
     }
 
     proptest! {

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use super::util_b::{self, RawPair, cef_unescape_value, clean, dest_of, split_header, split_kv};
-use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
+use super::{LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Cef];
 
@@ -15,15 +15,7 @@ pub struct Cef;
 
 /// Where `CEF:<digit>` starts in a line, if anywhere.
 fn cef_start(line: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = line.get(from..)?.find("CEF:") {
-        let at = from + i;
-        if line.as_bytes().get(at + 4).is_some_and(u8::is_ascii_digit) {
-            return Some(at);
-        }
-        from = at + 4;
-    }
-    None
+    super::tagged_start(line, "CEF:")
 }
 
 impl LogFormat for Cef {
@@ -34,14 +26,10 @@ impl LogFormat for Cef {
         "ArcSight Common Event Format (CEF:0/1), optional syslog prefix; Cisco Firepower ';' variant"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let sample: Vec<&&str> = lines.iter().take(10).collect();
-        if sample.is_empty() {
-            return 0;
-        }
-        let hits = sample.iter().filter(|l| cef_start(l).and_then(|i| split_header(&l[i + 4..], 7)).is_some()).count();
-        if hits == 0 {
+        let votes = LineVotes::count(lines, 10, |l| cef_start(l).and_then(|i| split_header(&l[i + 4..], 7)).is_some());
+        if votes.hits == 0 {
             0
-        } else if hits * 2 >= sample.len() {
+        } else if votes.share_at_least(1, 2) {
             92
         } else {
             60

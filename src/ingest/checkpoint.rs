@@ -15,7 +15,9 @@
 use std::borrow::Cow;
 
 use super::util_a::{count, epoch_any_unit, host_or_ip, iso8601, port, present, strip_pri};
-use super::{Action, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, SkipReason, host_of_url};
+use super::{
+    Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason, host_of_url,
+};
 
 pub struct CheckpointFormat;
 
@@ -29,27 +31,18 @@ impl LogFormat for CheckpointFormat {
         "Check Point Log Exporter syslog ([key:\"value\"; ...])"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let sample: Vec<&&str> = lines.iter().take(20).collect();
-        if sample.is_empty() {
-            return 0;
-        }
-        let hits = sample
-            .iter()
-            .filter(|l| {
-                let Some(open) = l.find('[') else {
-                    return false;
-                };
-                let body = &l[open..];
-                let keys = Pairs::new(body)
-                    .map(|p| p.key)
-                    .filter(|k| {
-                        matches!(*k, "loguid" | "origin" | "product" | "sequencenum" | "originsicname" | "version")
-                    })
-                    .count();
-                keys >= 2
-            })
-            .count();
-        if hits * 10 >= sample.len() * 8 { 95 } else { 0 }
+        let votes = LineVotes::count(lines, 20, |l| {
+            let Some(open) = l.find('[') else {
+                return false;
+            };
+            let body = &l[open..];
+            let keys = Pairs::new(body)
+                .map(|p| p.key)
+                .filter(|k| matches!(*k, "loguid" | "origin" | "product" | "sequencenum" | "originsicname" | "version"))
+                .count();
+            keys >= 2
+        });
+        if votes.share_at_least(8, 10) { 95 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(CheckpointParser))
@@ -235,9 +228,9 @@ impl LineParser for CheckpointParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::{head, other_samples, sample};
+    use crate::ingest::parse_all;
+    use crate::ingest::test_support::{assert_rejects_others, detected_as, sample};
     use crate::ingest::util_a::civil_to_unix;
-    use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
 
     const SAMPLE: &str = "elastic-integrations/checkpoint/test-checkpoint.lines01-14.log";
@@ -308,13 +301,8 @@ mod tests {
 
     #[test]
     fn sniff() {
-        let lines = head(SAMPLE);
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert_eq!(registry::detect(&refs).map(|x| x.name()), Some("checkpoint"));
-        for (path, lines) in other_samples(&["elastic-integrations/checkpoint/"]) {
-            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-            assert!(CheckpointFormat.sniff(&refs) < 50, "{path}");
-        }
+        assert_eq!(detected_as(SAMPLE), Some("checkpoint"));
+        assert_rejects_others(&[&CheckpointFormat], &["elastic-integrations/checkpoint/"]);
     }
 
     proptest! {

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use super::util_a::{
     KvScanner, count, date_time, epoch_any_unit, host_or_ip, looks_like_ip, port, present, strip_pri, utc_offset,
 };
-use super::{Action, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, SkipReason};
+use super::{Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason};
 
 pub struct FortigateFormat;
 
@@ -31,28 +31,21 @@ impl LogFormat for FortigateFormat {
         "FortiGate key=value logs (traffic, utm webfilter/app-ctrl/dns, events)"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let sample: Vec<&&str> = lines.iter().take(20).collect();
-        if sample.is_empty() {
-            return 0;
-        }
-        let hits = sample
-            .iter()
-            .filter(|l| {
-                let mut logid = false;
-                let mut typ = false;
-                let mut dev = false;
-                for kv in KvScanner::new(strip_pri(l)) {
-                    match kv.key {
-                        "logid" => logid = true,
-                        "type" => typ = true,
-                        "devid" | "devname" | "eventtime" | "vd" => dev = true,
-                        _ => {}
-                    }
+        let votes = LineVotes::count(lines, 20, |l| {
+            let mut logid = false;
+            let mut typ = false;
+            let mut dev = false;
+            for kv in KvScanner::new(strip_pri(l)) {
+                match kv.key {
+                    "logid" => logid = true,
+                    "type" => typ = true,
+                    "devid" | "devname" | "eventtime" | "vd" => dev = true,
+                    _ => {}
                 }
-                logid && typ && dev
-            })
-            .count();
-        if hits * 10 >= sample.len() * 8 { 95 } else { 0 }
+            }
+            logid && typ && dev
+        });
+        if votes.share_at_least(8, 10) { 95 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(FortigateParser))
@@ -202,9 +195,9 @@ impl LineParser for FortigateParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::{head, other_samples, sample};
+    use crate::ingest::parse_all;
+    use crate::ingest::test_support::{assert_rejects_others, detected_as, sample};
     use crate::ingest::util_a::civil_to_unix;
-    use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
 
     const SAMPLE: &str = "elastic-integrations/fortigate/test-fortinet.head29.log";
@@ -272,13 +265,8 @@ mod tests {
 
     #[test]
     fn sniff() {
-        let lines = head(SAMPLE);
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert_eq!(registry::detect(&refs).map(|x| x.name()), Some("fortigate"));
-        for (path, lines) in other_samples(&["elastic-integrations/fortigate/"]) {
-            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-            assert!(FortigateFormat.sniff(&refs) < 50, "{path}");
-        }
+        assert_eq!(detected_as(SAMPLE), Some("fortigate"));
+        assert_rejects_others(&[&FortigateFormat], &["elastic-integrations/fortigate/"]);
     }
 
     proptest! {

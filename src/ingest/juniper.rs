@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use chrono::Datelike;
 
 use super::util_a::{KvScanner, count, port, present, strip_pri, syslog_stamp};
-use super::{Action, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, SkipReason};
+use super::{Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason};
 
 pub struct JuniperFormat;
 
@@ -36,12 +36,8 @@ impl LogFormat for JuniperFormat {
         "Juniper SRX RT_FLOW / APPTRACK session logs (structured or text syslog)"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let sample: Vec<&&str> = lines.iter().take(20).collect();
-        if sample.is_empty() {
-            return 0;
-        }
-        let hits = sample.iter().filter(|l| l.contains("[junos@2636") || find_event(l).is_some()).count();
-        if hits * 2 >= sample.len() { 92 } else { 0 }
+        let votes = LineVotes::count(lines, 20, |l| l.contains("[junos@2636") || find_event(l).is_some());
+        if votes.share_at_least(1, 2) { 92 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(JuniperParser { default_year: chrono::Utc::now().year() }))
@@ -221,7 +217,7 @@ mod tests {
     //! No sample file exists in shared/data: these lines are written from Juniper's session
     //! log field reference (Create/Close/Deny tables) and the published sd-syslog layout.
     use super::*;
-    use crate::ingest::test_support::other_samples;
+    use crate::ingest::test_support::assert_rejects_others;
     use crate::ingest::util_a::civil_to_unix;
     use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
@@ -291,10 +287,7 @@ Sep  6 02:52:31 srx1 RT_FLOW: RT_FLOW_SESSION_DENY: session denied 10.10.4.24/53
     fn sniff() {
         let lines: Vec<&str> = LINES.lines().collect();
         assert_eq!(registry::detect(&lines).map(|x| x.name()), Some("juniper"));
-        for (path, lines) in other_samples(&[]) {
-            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-            assert!(JuniperFormat.sniff(&refs) < 50, "{path}");
-        }
+        assert_rejects_others(&[&JuniperFormat], &[]);
     }
 
     proptest! {

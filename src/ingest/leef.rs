@@ -11,22 +11,14 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDateTime};
 
 use super::util_b::{self, clean, dest_of, split_header, split_kv};
-use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
+use super::{LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Leef];
 
 pub struct Leef;
 
 fn leef_start(line: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = line.get(from..)?.find("LEEF:") {
-        let at = from + i;
-        if line.as_bytes().get(at + 5).is_some_and(u8::is_ascii_digit) {
-            return Some(at);
-        }
-        from = at + 5;
-    }
-    None
+    super::tagged_start(line, "LEEF:")
 }
 
 impl LogFormat for Leef {
@@ -37,11 +29,10 @@ impl LogFormat for Leef {
         "IBM QRadar Log Event Extended Format (LEEF 1.0 / 2.0), optional syslog prefix"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let sample: Vec<&&str> = lines.iter().take(10).collect();
-        let hits = sample.iter().filter(|l| leef_start(l).and_then(|i| split_header(&l[i + 5..], 5)).is_some()).count();
-        if hits == 0 {
+        let votes = LineVotes::count(lines, 10, |l| leef_start(l).and_then(|i| split_header(&l[i + 5..], 5)).is_some());
+        if votes.hits == 0 {
             0
-        } else if hits * 2 >= sample.len() {
+        } else if votes.share_at_least(1, 2) {
             92
         } else {
             60

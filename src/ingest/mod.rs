@@ -109,6 +109,40 @@ pub trait RecordSink {
     fn skip(&mut self, pos: Position, reason: SkipReason, raw: &[u8]);
 }
 
+/// Line-by-line format detection: how many of the first lines a format accepts, out of how many
+/// were looked at. Most formats say "mine" when a large enough share of the sample is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LineVotes {
+    pub hits: usize,
+    pub of: usize,
+}
+
+impl LineVotes {
+    pub(crate) fn count(lines: &[&str], take: usize, accepts: impl Fn(&str) -> bool) -> LineVotes {
+        let sample = &lines[..lines.len().min(take)];
+        LineVotes { hits: sample.iter().filter(|l| accepts(l)).count(), of: sample.len() }
+    }
+
+    /// At least `num / den` of a non-empty sample.
+    pub(crate) fn share_at_least(self, num: usize, den: usize) -> bool {
+        self.of > 0 && self.hits * den >= self.of * num
+    }
+}
+
+/// Where a `TAG<digit>` header (`CEF:0`, `LEEF:2`) starts in a line, if anywhere: after a
+/// syslog prefix, and not fooled by the tag appearing without a version.
+pub(crate) fn tagged_start(line: &str, tag: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = line.get(from..)?.find(tag) {
+        let at = from + i;
+        if line.as_bytes().get(at + tag.len()).is_some_and(u8::is_ascii_digit) {
+            return Some(at);
+        }
+        from = at + tag.len();
+    }
+    None
+}
+
 /// A log format. `sniff` scores the first lines of a file for auto-detection; `parser` makes
 /// a fresh, possibly stateful parser (Zeek and ELFF read their column order from header lines).
 pub trait LogFormat: Send + Sync {

@@ -21,7 +21,9 @@
 use std::borrow::Cow;
 
 use super::util_a::{count, date_time, host_or_ip, port, present, split_csv};
-use super::{Action, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, SkipReason, host_of_url};
+use super::{
+    Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason, host_of_url,
+};
 
 pub struct PanosSyslogFormat {
     utc_offset_secs: i64,
@@ -87,21 +89,14 @@ impl LogFormat for PanosSyslogFormat {
         "Palo Alto PAN-OS syslog CSV (TRAFFIC, THREAT/url)"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let sample: Vec<&&str> = lines.iter().take(20).collect();
-        if sample.is_empty() {
-            return 0;
-        }
-        let hits = sample
-            .iter()
-            .filter(|l| {
-                let Some(csv) = csv_part(l) else { return false };
-                let f = split_csv(csv, b',');
-                f.len() > 8
-                    && f.get(1).is_some_and(|t| receive_time(t, 0).is_some())
-                    && f.get(3).is_some_and(|t| LOG_TYPES.contains(&t.as_ref()))
-            })
-            .count();
-        if hits * 10 >= sample.len() * 8 { 95 } else { 0 }
+        let votes = LineVotes::count(lines, 20, |l| {
+            let Some(csv) = csv_part(l) else { return false };
+            let f = split_csv(csv, b',');
+            f.len() > 8
+                && f.get(1).is_some_and(|t| receive_time(t, 0).is_some())
+                && f.get(3).is_some_and(|t| LOG_TYPES.contains(&t.as_ref()))
+        });
+        if votes.share_at_least(8, 10) { 95 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(PanosSyslogParser { utc_offset_secs: self.utc_offset_secs }))
@@ -361,7 +356,7 @@ impl LineParser for PanosCsvParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::{head, other_samples, sample};
+    use crate::ingest::test_support::{assert_rejects_others, head, sample};
     use crate::ingest::util_a::civil_to_unix;
     use crate::ingest::{parse_all, registry};
     use proptest::prelude::*;
@@ -452,11 +447,7 @@ mod tests {
             let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
             assert_eq!(registry::detect(&refs).map(|x| x.name()), Some("panos"), "{f}");
         }
-        for (path, lines) in other_samples(&["elastic-integrations/paloalto/"]) {
-            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-            assert!(PANOS.sniff(&refs) < 50, "{path}");
-            assert!(PANOS_CSV.sniff(&refs) < 50, "{path}");
-        }
+        assert_rejects_others(&[&PANOS, &PANOS_CSV], &["elastic-integrations/paloalto/"]);
     }
 
     proptest! {

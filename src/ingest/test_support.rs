@@ -63,3 +63,21 @@ pub fn other_samples(own: &[&str]) -> Vec<(String, Vec<String>)> {
         })
         .collect()
 }
+
+/// The format `registry::detect` picks for the head of a sample.
+pub fn detected_as(rel: &str) -> Option<&'static str> {
+    let lines = head(rel);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    super::registry::detect(&refs).map(|f| f.name())
+}
+
+/// None of `formats` claims any other format's sample (sniff score below 50); `own` are the
+/// path prefixes of the formats' own samples.
+pub fn assert_rejects_others(formats: &[&dyn super::LogFormat], own: &[&str]) {
+    for (path, lines) in other_samples(own) {
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        for f in formats {
+            assert!(f.sniff(&refs) < 50, "{} claims {path}", f.name());
+        }
+    }
+}

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::util_a::{epoch_seconds, host_or_ip, iso8601, looks_like_ip, parse_digits, port};
-use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, SkipReason};
+use super::{LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason};
 
 pub struct ZeekTsvFormat;
 pub struct ZeekJsonFormat;
@@ -314,19 +314,12 @@ impl LogFormat for ZeekJsonFormat {
         "Zeek JSON logs (one object per line, dotted keys): conn, dns, http, ssl"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let sample: Vec<&&str> = lines.iter().take(10).collect();
-        if sample.is_empty() {
-            return 0;
-        }
-        let hits = sample
-            .iter()
-            .filter(|l| {
-                l.trim_start().starts_with('{')
-                    && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l)
-                        .is_ok_and(|m| m.contains_key("ts") && (m.contains_key("id.orig_h") || m.contains_key("uid")))
-            })
-            .count();
-        if hits * 10 >= sample.len() * 8 { 95 } else { 0 }
+        let votes = LineVotes::count(lines, 10, |l| {
+            l.trim_start().starts_with('{')
+                && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l)
+                    .is_ok_and(|m| m.contains_key("ts") && (m.contains_key("id.orig_h") || m.contains_key("uid")))
+        });
+        if votes.share_at_least(8, 10) { 95 } else { 0 }
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(ZeekJsonParser))
@@ -460,7 +453,7 @@ impl LineParser for ZeekJsonParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::{head, other_samples, sample};
+    use crate::ingest::test_support::{assert_rejects_others, head, sample};
     use crate::ingest::{CollectSink, parse_all, registry};
     use proptest::prelude::*;
 
@@ -655,11 +648,7 @@ mod tests {
             assert_eq!(registry::detect(&refs).map(|x| x.name()), Some("zeek-json"), "{f}");
             assert_eq!(ZeekTsvFormat.sniff(&refs), 0);
         }
-        for (path, lines) in other_samples(&["zat/", "zeek/"]) {
-            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-            assert!(ZeekTsvFormat.sniff(&refs) < 50, "{path}");
-            assert!(ZeekJsonFormat.sniff(&refs) < 50, "{path}");
-        }
+        assert_rejects_others(&[&ZeekTsvFormat, &ZeekJsonFormat], &["zat/", "zeek/"]);
     }
 
     proptest! {
