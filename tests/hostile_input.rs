@@ -120,32 +120,8 @@ fn fixed_now() -> i64 {
     1_764_000_000
 }
 
-/// Every ESC the crossterm backend writes must start a CSI sequence of the kinds it uses for
-/// styling and cursor movement (SGR `m`, cursor position `H`, show/hide cursor `?25h/l`); an
-/// OSC (`ESC ]`), a clear (`J`) or any other escape can only have come from data.
 fn assert_only_styling_escapes(bytes: &[u8], what: &str) {
-    let text = String::from_utf8_lossy(bytes);
-    for leak in LEAKS {
-        assert!(!text.contains(leak), "{what}: {leak:?} reached the terminal");
-    }
-    let mut i = 0;
-    while let Some(off) = bytes[i..].iter().position(|&b| b == 0x1b) {
-        let start = i + off;
-        assert_eq!(bytes.get(start + 1), Some(&b'['), "{what}: non-CSI escape at byte {start}");
-        let mut j = start + 2;
-        while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b';' || bytes[j] == b'?') {
-            j += 1;
-        }
-        let fin = bytes.get(j).copied().unwrap_or(0);
-        assert!(
-            matches!(fin, b'm' | b'H' | b'h' | b'l'),
-            "{what}: unexpected escape {:?}",
-            String::from_utf8_lossy(&bytes[start..(j + 1).min(bytes.len())])
-        );
-        i = j + 1;
-    }
-    // No C1 control in any encoding: neither as a raw byte outside UTF-8 sequences nor decoded.
-    assert!(!text.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)), "{what}: C1 control in output");
+    common::assert_only_styling_escapes(bytes, what, LEAKS, false);
 }
 
 /// Imports every hostile file into a fresh on-disk cache.
