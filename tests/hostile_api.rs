@@ -7,7 +7,7 @@
 //! and the suspicious characters are visible as escapes.
 mod common;
 
-use common::{Console, draw};
+use common::Console;
 use crossterm::event::KeyCode;
 use serde_json::{Value, json};
 use shadowscope::app::keymap::Key;
@@ -213,22 +213,8 @@ fn config(base: &str, secret: &std::path::Path) -> SyncConfig {
 }
 
 /// The sync lower-cases names and hosts, so the payload is looked for case-insensitively.
-fn assert_only_styling_escapes(bytes: &[u8], what: &str) {
-    common::assert_only_styling_escapes(bytes, what, LEAKS, true);
-}
-
 fn draw_all_panes(c: &mut Console, screens: &mut Vec<String>, what: &str) {
-    let panes = c.state.current().tables.len().max(1);
-    for pane in 0..panes {
-        let f = draw(&c.state);
-        assert_only_styling_escapes(&f.bytes, &format!("{what} pane {pane}"));
-        let lower = f.screen.to_lowercase();
-        for leak in LEAKS {
-            assert!(!lower.contains(leak), "{what} pane {pane}: {leak:?} on screen");
-        }
-        screens.push(f.screen);
-        c.key(Key::plain(KeyCode::Tab));
-    }
+    common::draw_all_panes(c, screens, what, LEAKS, true);
 }
 
 #[tokio::test]

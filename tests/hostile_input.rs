@@ -138,16 +138,7 @@ fn hostile_cache(dir: &Path) -> PathBuf {
 
 /// Draws the current page, every pane of it, and records what was seen.
 fn draw_all_panes(c: &mut Console, screens: &mut Vec<String>, what: &str) {
-    let panes = c.state.current().tables.len().max(1);
-    for pane in 0..panes {
-        let f = draw(&c.state);
-        assert_only_styling_escapes(&f.bytes, &format!("{what} pane {pane}"));
-        for leak in LEAKS {
-            assert!(!f.screen.contains(leak), "{what} pane {pane}: {leak:?} on screen");
-        }
-        screens.push(f.screen);
-        c.key(Key::plain(KeyCode::Tab));
-    }
+    common::draw_all_panes(c, screens, what, LEAKS, false);
 }
 
 #[test]

@@ -103,3 +103,19 @@ pub fn assert_only_styling_escapes(bytes: &[u8], what: &str, leaks: &[&str], fol
     // No C1 control in any encoding: neither as a raw byte outside UTF-8 sequences nor decoded.
     assert!(!text.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)), "{what}: C1 control in output");
 }
+
+/// Draws every pane of the current page (Tab between them), checking the bytes and the screen
+/// for `leaks`; the screens are kept for the "visible as escapes" checks.
+pub fn draw_all_panes(c: &mut Console, screens: &mut Vec<String>, what: &str, leaks: &[&str], fold_case: bool) {
+    let panes = c.state.current().tables.len().max(1);
+    for pane in 0..panes {
+        let f = draw(&c.state);
+        assert_only_styling_escapes(&f.bytes, &format!("{what} pane {pane}"), leaks, fold_case);
+        let shown = if fold_case { f.screen.to_lowercase() } else { f.screen.clone() };
+        for leak in leaks {
+            assert!(!shown.contains(leak), "{what} pane {pane}: {leak:?} on screen");
+        }
+        screens.push(f.screen);
+        c.key(Key::plain(crossterm::event::KeyCode::Tab));
+    }
+}
