@@ -205,8 +205,8 @@ pub fn evaluate_alerts(store: &Store, apps: Option<&[AppId]>) -> Result<AlertRun
         }
         Ok(())
     })?;
-    // Open-alert counts feed the user summaries.
-    store.refresh_summaries()?;
+    // Open-alert counts feed the user summaries (nothing else there changed).
+    store.refresh_user_alerts()?;
     Ok(run)
 }
 
@@ -278,7 +278,7 @@ pub fn set_severity(
 
 pub fn set_alert_status(store: &Store, id: AlertId, status: AlertStatus, actor: Actor<'_>) -> Result<AlertStatus> {
     let old = store.set_alert_status(id, status, actor.name, actor.now)?;
-    store.refresh_summaries()?;
+    store.refresh_user_alerts()?;
     Ok(old)
 }
 

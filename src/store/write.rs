@@ -480,10 +480,35 @@ impl Store {
                count(au.app_id), coalesce(sum(au.bytes_up), 0), coalesce(sum(au.bytes_down), 0),
                coalesce(sum(CASE WHEN a.tag = 2 THEN au.bytes_up END), 0),
                coalesce(sum(CASE WHEN a.score < 3.5 THEN au.bytes_up END), 0),
-               (SELECT count(*) FROM alerts l WHERE l.user_id = u.id AND l.status = 'open'),
-               0, max(au.last_day)
+               0, 0, max(au.last_day)
              FROM users u LEFT JOIN app_user au ON au.user_id = u.id LEFT JOIN apps a ON a.id = au.app_id
              WHERE u.id != 0 GROUP BY u.id",
+            [],
+        )?;
+        self.refresh_user_alerts_inner()?;
+        c.execute("DELETE FROM device_summary", [])?;
+        c.execute(
+            "INSERT INTO device_summary(device_id, users, apps, bytes_up, bytes_down, last_day)
+             SELECT d.id,
+               (SELECT count(DISTINCT user_id) FROM user_devices e WHERE e.device_id = d.id),
+               count(ad.app_id), coalesce(sum(ad.bytes_up), 0), coalesce(sum(ad.bytes_down), 0), max(ad.last_day)
+             FROM devices d LEFT JOIN app_device ad ON ad.device_id = d.id
+             WHERE d.id != 0 GROUP BY d.id",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Open-alert counts and the local risk scores that include them: all an alert run changes
+    /// in the summaries, so it need not rebuild the rest.
+    pub fn refresh_user_alerts(&self) -> Result<()> {
+        self.in_transaction(Self::refresh_user_alerts_inner)
+    }
+
+    fn refresh_user_alerts_inner(&self) -> Result<()> {
+        let c = &self.conn;
+        c.execute(
+            "UPDATE user_summary SET alerts = (SELECT count(*) FROM alerts l WHERE l.user_id = user_summary.user_id AND l.status = 'open')",
             [],
         )?;
         // Local risk score 0–100 (higher = riskier): identity risk from Entra/MDI, plus evidence
@@ -496,16 +521,6 @@ impl Store {
                 + CASE WHEN risky_up >= 1000000000 THEN 15 WHEN risky_up >= 100000000 THEN 10
                        WHEN risky_up > 0 THEN 5 ELSE 0 END
                 + min(alerts * 5, 15))",
-            [],
-        )?;
-        c.execute("DELETE FROM device_summary", [])?;
-        c.execute(
-            "INSERT INTO device_summary(device_id, users, apps, bytes_up, bytes_down, last_day)
-             SELECT d.id,
-               (SELECT count(DISTINCT user_id) FROM user_devices e WHERE e.device_id = d.id),
-               count(ad.app_id), coalesce(sum(ad.bytes_up), 0), coalesce(sum(ad.bytes_down), 0), max(ad.last_day)
-             FROM devices d LEFT JOIN app_device ad ON ad.device_id = d.id
-             WHERE d.id != 0 GROUP BY d.id",
             [],
         )?;
         Ok(())
