@@ -182,13 +182,6 @@ fn is_subsequence(needle: &[u8], hay: &[u8]) -> bool {
     needle.iter().all(|n| it.any(|h| h.to_ascii_lowercase() == *n))
 }
 
-fn nucleo_score(filter: &str, text: &str) -> Option<u32> {
-    let mut matcher = Matcher::new(Config::DEFAULT);
-    let pattern = Pattern::parse(filter, CaseMatching::Ignore, Normalization::Smart);
-    let mut buf = Vec::new();
-    pattern.score(Utf32Str::new(text, &mut buf), &mut matcher)
-}
-
 /// Whether `new` can only match a subset of what `old` matched: one more plain character typed
 /// at the end. Negations, anchors and quoting break that, so they trigger a full rescan.
 fn narrows(old: &str, new: &str) -> bool {
@@ -217,10 +210,10 @@ impl TableView {
         v
     }
 
-    /// Character positions of `text` that the current filter's fuzzy words match, for
-    /// highlighting (column predicates such as `risk<=3` highlight nothing).
-    pub fn match_positions(&self, text: &str) -> Vec<usize> {
-        match_positions(&super::query::Query::parse(&self.filter, &self.table.columns).text, text)
+    /// The filter's fuzzy words, without its column predicates (`risk<=3` highlights nothing):
+    /// what [`match_positions`] highlights. Parse once per frame, not per cell.
+    pub fn fuzzy_words(&self) -> String {
+        super::query::Query::parse(&self.filter, &self.table.columns).text
     }
 
     /// Re-applies filter and sort, keeping the selected row selected when it survives.
@@ -245,6 +238,12 @@ impl TableView {
                     .collect()
             };
             let atoms = plain_atoms(text);
+            // One matcher per recompute: it owns a sizeable scratch matrix.
+            let mut matcher = Matcher::new(Config::DEFAULT);
+            let pattern = Pattern::parse(text, CaseMatching::Ignore, Normalization::Smart);
+            let mut buf = Vec::new();
+            let mut score = |key: &str| pattern.score(Utf32Str::new(key, &mut buf), &mut matcher);
+            let rows = &self.table.rows;
             let mut scored: Vec<(u32, usize)> = match (&atoms, self.sort) {
                 _ if text.trim().is_empty() => candidates.into_iter().map(|i| (0, i)).collect(),
                 // A sorted table needs only yes / no, and for plain ASCII patterns over ASCII
@@ -252,27 +251,16 @@ impl TableView {
                 (Some(atoms), Some(_)) => candidates
                     .into_iter()
                     .filter_map(|i| {
-                        let key = &self.table.rows.get(i)?.key;
+                        let key = &rows.get(i)?.key;
                         let hit = if key.is_ascii() {
                             atoms.iter().all(|a| is_subsequence(a, key.as_bytes()))
                         } else {
-                            nucleo_score(text, key).is_some()
+                            score(key).is_some()
                         };
                         hit.then_some((0, i))
                     })
                     .collect(),
-                _ => {
-                    let mut matcher = Matcher::new(Config::DEFAULT);
-                    let pattern = Pattern::parse(text, CaseMatching::Ignore, Normalization::Smart);
-                    let mut buf = Vec::new();
-                    candidates
-                        .into_iter()
-                        .filter_map(|i| {
-                            let r = self.table.rows.get(i)?;
-                            pattern.score(Utf32Str::new(&r.key, &mut buf), &mut matcher).map(|s| (s, i))
-                        })
-                        .collect()
-                }
+                _ => candidates.into_iter().filter_map(|i| score(&rows.get(i)?.key).map(|s| (s, i))).collect(),
             };
             self.matched = Some((self.filter.clone(), scored.iter().map(|&(_, i)| i).collect()));
             if self.sort.is_none() {
@@ -391,6 +379,13 @@ impl TableView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nucleo_score(filter: &str, text: &str) -> Option<u32> {
+        let mut matcher = Matcher::new(Config::DEFAULT);
+        let pattern = Pattern::parse(filter, CaseMatching::Ignore, Normalization::Smart);
+        let mut buf = Vec::new();
+        pattern.score(Utf32Str::new(text, &mut buf), &mut matcher)
+    }
 
     fn big_table(n: usize) -> Table {
         Table {

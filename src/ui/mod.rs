@@ -181,9 +181,9 @@ fn render_footer(f: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
 }
 
 /// A text cell with the characters the filter matched underlined (visible without colour too).
-fn highlighted(text: &str, w: usize, view: &TableView, theme: &Theme) -> Line<'static> {
+fn highlighted(text: &str, w: usize, words: &str, theme: &Theme) -> Line<'static> {
     let shown = fit(&safe(text), w);
-    let hits = view.match_positions(&shown);
+    let hits = crate::app::table::match_positions(words, &shown);
     if hits.is_empty() {
         return Line::raw(shown);
     }
@@ -263,6 +263,7 @@ pub fn fit_columns(columns: &[Column], width: u16) -> Vec<usize> {
 
 fn render_table(f: &mut Frame<'_>, area: Rect, view: &TableView, focused: bool, theme: &Theme) {
     let cols = fit_columns(&view.table.columns, area.width);
+    let words = if view.filter.is_empty() { String::new() } else { view.fuzzy_words() };
     let widths: Vec<Constraint> = cols
         .iter()
         .enumerate()
@@ -298,7 +299,7 @@ fn render_table(f: &mut Frame<'_>, area: Rect, view: &TableView, focused: bool, 
                 .map(|&ci| {
                     let w = view.table.columns[ci].width as usize;
                     match row.cells.get(ci) {
-                        Some(Cell::Text(t)) if !view.filter.is_empty() => highlighted(t, w, view, theme),
+                        Some(Cell::Text(t)) if !words.is_empty() => highlighted(t, w, &words, theme),
                         Some(c) => Line::from(cell_span(c, w, theme)),
                         None => Line::default(),
                     }
