@@ -6,7 +6,8 @@ use crate::actions::indicators::ScopedProfile;
 use crate::catalog::RiskBreakdown;
 use crate::domain::{AlertId, Day, IdentityRisk, RiskLevel, Severity, Tag};
 use crate::store::audit::AuditEntry;
-use crate::store::governance::{OutboxEntry, OutboxTotals};
+use crate::store::governance::OutboxEntry;
+use crate::store::outbox::OutboxCounts;
 use crate::store::queries::{AlertRow, AppRow, Capped, DayPoint, DeviceRow, DomainRow, EdgeRow, UsageRow, UserRow};
 use crate::store::sync_sink::SyncState;
 
@@ -536,22 +537,14 @@ fn group_thousands(n: u64) -> String {
 /// "2 pending · 5 pushed · 1 failed", counting only each indicator's latest operation.
 fn outbox_summary(rows: &[OutboxEntry]) -> String {
     let mut seen = std::collections::HashSet::new();
-    let (mut pending, mut pushed, mut failed) = (0, 0, 0);
-    for r in rows {
-        if !seen.insert(r.value.as_str()) {
-            continue;
-        }
-        match r.status.as_str() {
-            "pending" => pending += 1,
-            "pushed" => pushed += 1,
-            "failed" => failed += 1,
-            _ => {}
-        }
+    let mut c = OutboxCounts::default();
+    for r in rows.iter().filter(|r| seen.insert(r.value.as_str())) {
+        c.add(&r.status, 1);
     }
-    if pending + pushed + failed == 0 {
+    if c == OutboxCounts::default() {
         return "none".into();
     }
-    format!("{pending} pending · {pushed} pushed · {failed} failed")
+    c.to_string()
 }
 
 fn outbox_table(rows: &[OutboxEntry]) -> Table {
@@ -592,7 +585,7 @@ pub struct SettingsRows<'a> {
     pub severities: &'a [SeveritySetting],
     pub profiles: &'a [ScopedProfile],
     pub groups: &'a [String],
-    pub outbox: OutboxTotals,
+    pub outbox: OutboxCounts,
     pub sync: &'a [SyncState],
 }
 
@@ -631,7 +624,7 @@ pub fn settings(r: SettingsRows<'_>) -> ViewData {
     ViewData {
         label: "Settings".into(),
         facts: vec![
-            ("MDE indicators".into(), format!("{} pending · {} pushed · {} failed", o.pending, o.pushed, o.failed)),
+            ("MDE indicators".into(), o.to_string()),
             ("Device groups".into(), if r.groups.is_empty() { "none known".into() } else { r.groups.join(", ") }),
         ],
         notes: vec![

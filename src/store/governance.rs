@@ -6,6 +6,7 @@ use crate::actions::alert_export::{AlertEvent, AlertRecord};
 use crate::actions::indicators::{OutboxOp, ScopedProfile};
 use crate::actions::policy::{AlertCandidate, DedupKey, OpenAlert, PolicyApp, PolicyKind, PolicyUser, UsageFact};
 use crate::domain::{AlertId, AppId, Day, DeviceId, IdentityRisk, RiskScore, Severity, Tag, UserId};
+use crate::store::outbox::OutboxCounts;
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -214,21 +215,16 @@ impl Store {
     }
 
     /// Totals over each indicator value's latest operation.
-    pub fn outbox_totals(&self) -> Result<OutboxTotals> {
+    pub fn outbox_totals(&self) -> Result<OutboxCounts> {
         let mut st = self.conn.prepare_cached(
             "SELECT o.status, count(*) FROM outbox o
              WHERE o.id = (SELECT max(id) FROM outbox p WHERE p.indicator_value = o.indicator_value)
              GROUP BY o.status",
         )?;
-        let mut t = OutboxTotals::default();
+        let mut t = OutboxCounts::default();
         for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
             let (status, n) = row?;
-            match status.as_str() {
-                "pending" => t.pending = u(n),
-                "pushed" => t.pushed = u(n),
-                "failed" => t.failed = u(n),
-                _ => {}
-            }
+            t.add(&status, n);
         }
         Ok(t)
     }
@@ -602,14 +598,6 @@ impl Store {
             Ok(())
         })
     }
-}
-
-/// Indicators by the state of their latest operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct OutboxTotals {
-    pub pending: u64,
-    pub pushed: u64,
-    pub failed: u64,
 }
 
 /// One outbox row as the console shows it.

@@ -18,12 +18,31 @@ pub struct OutboxRow {
     pub created: i64,
 }
 
-/// Per-app outbox state for the console.
+/// Outbox rows (or indicators) by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
     pub pending: u64,
     pub pushed: u64,
     pub failed: u64,
+}
+
+impl std::fmt::Display for OutboxCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} pending · {} pushed · {} failed", self.pending, self.pushed, self.failed)
+    }
+}
+
+impl OutboxCounts {
+    /// Counts `n` rows in `status`; superseded rows are history, not state.
+    pub fn add(&mut self, status: &str, n: i64) {
+        let n = u64::try_from(n).unwrap_or(0);
+        match status {
+            "pending" => self.pending += n,
+            "pushed" => self.pushed += n,
+            "failed" => self.failed += n,
+            _ => {}
+        }
+    }
 }
 
 /// Error text stored for people: sanitised, bearer tokens and secret-looking assignments
@@ -142,14 +161,7 @@ impl Store {
         let mut out: HashMap<AppId, OutboxCounts> = HashMap::new();
         for row in rows {
             let (app, status, n) = row?;
-            let c = out.entry(AppId(app)).or_default();
-            let n = n.max(0) as u64;
-            match status.as_str() {
-                "pending" => c.pending += n,
-                "pushed" => c.pushed += n,
-                "failed" => c.failed += n,
-                _ => {}
-            }
+            out.entry(AppId(app)).or_default().add(&status, n);
         }
         Ok(out)
     }
