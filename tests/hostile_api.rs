@@ -7,7 +7,7 @@
 //! and the suspicious characters are visible as escapes.
 mod common;
 
-use common::Console;
+use common::{Console, PAYLOAD};
 use crossterm::event::KeyCode;
 use serde_json::{Value, json};
 use shadowscope::app::keymap::Key;
@@ -19,11 +19,6 @@ use shadowscope::sync::{PacingConfig, SourceKind, SourcesConfig, SyncConfig};
 use std::io::Write;
 use wiremock::matchers::{body_string_contains, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// The same payload as `tests/hostile_input.rs`: screen clear, OSC 0 title, OSC 52 clipboard,
-/// OSC 8 link, NEL and CSI as C1, DEL, NUL, RLO and a zero-width space, each tagged with a
-/// marker word so a leak can be told apart from the backend's own styling escapes.
-const PAYLOAD: &str = "\u{1b}[2Jclr\u{1b}]0;ttl\u{7}\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]8;;http://x.test/\u{7}lnk\u{1b}]8;;\u{7}\u{85}nel\u{9b}31mcsi\u{7f}del\u{0}nul\u{202e}rlo\u{200b}zw";
 
 /// Sequences whose presence in any output means data reached the terminal raw. The sync
 /// lower-cases names and hosts, so the output is compared case-insensitively.

@@ -3,7 +3,7 @@
 //! reaching a terminal or a spreadsheet raw.
 mod common;
 
-use common::{Console, draw};
+use common::{Console, PAYLOAD, draw};
 use crossterm::event::KeyCode;
 use shadowscope::app::keymap::Key;
 use shadowscope::app::{Effect, Msg, Route};
@@ -12,11 +12,6 @@ use shadowscope::ingest::pipeline::{ImportOptions, import_paths};
 use shadowscope::runtime::export;
 use shadowscope::store::Store;
 use std::path::{Path, PathBuf};
-
-/// Every kind of sequence a hostile log line can carry, without spaces or delimiters so that it
-/// survives as one field in every format. Each sequence is tagged with a marker word so that a
-/// leak can be told apart from the styling escapes the crossterm backend itself writes.
-const PAYLOAD: &str = "\u{1b}[2Jclr\u{1b}]0;ttl\u{7}\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]8;;http://x.test/\u{7}lnk\u{1b}]8;;\u{7}\u{85}nel\u{9b}31mcsi\u{7f}del\u{0}nul\u{202e}rlo\u{200b}zw";
 
 /// Sequences whose presence in any output means data reached the terminal raw.
 const LEAKS: &[&str] = &[

@@ -3,6 +3,8 @@
 //! kill leaves a cache that passes `PRAGMA integrity_check` with every roll-up agreeing with the
 //! facts (no half-written page), and the final run ends with exactly the counts and sums of an
 //! uninterrupted sync of the same tenant into a second cache.
+mod common;
+
 use rusqlite::Connection;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -129,33 +131,10 @@ fn check_after_kill(db: &Path, what: &str) {
     }
 }
 
-/// Counts and sums that must not depend on how the sync was split into runs.
+/// Counts and sums that must not depend on how the sync was split into runs, and every source
+/// ending with a clean watermark.
 fn snapshot(db: &Path) -> Vec<(String, i64)> {
-    let sqls = [
-        "SELECT count(*) FROM users",
-        "SELECT count(*) FROM devices",
-        "SELECT count(*) FROM devices WHERE mde_id IS NOT NULL",
-        "SELECT count(*) FROM user_devices",
-        "SELECT coalesce(sum(logons), 0) FROM user_devices",
-        "SELECT coalesce(sum(last_seen - first_seen), 0) FROM user_devices",
-        "SELECT count(*) FROM traffic_daily",
-        "SELECT coalesce(sum(transactions), 0) FROM traffic_daily",
-        "SELECT coalesce(sum(bytes_up + bytes_down), 0) FROM traffic_daily",
-        "SELECT coalesce(sum(transactions), 0) FROM app_day",
-        "SELECT count(*) FROM app_user",
-        "SELECT count(*) FROM app_device",
-        "SELECT count(*) FROM domains",
-        "SELECT count(*) FROM apps",
-        "SELECT count(*) FROM apps WHERE mdca_score IS NOT NULL",
-        "SELECT count(*) FROM alerts",
-        "SELECT coalesce(sum(count), 0) FROM alerts",
-        "SELECT coalesce(sum(identity_risk), 0) FROM users",
-        "SELECT count(*) FROM user_summary",
-        "SELECT count(*) FROM app_summary",
-        "SELECT count(*) FROM sync_state WHERE last_error IS NULL AND watermark IS NOT NULL",
-    ];
-    let conn = Connection::open(db).unwrap();
-    sqls.iter().map(|s| (s.to_string(), q(&conn, s))).collect()
+    common::cache::snapshot(db, &["SELECT count(*) FROM sync_state WHERE last_error IS NULL AND watermark IS NOT NULL"])
 }
 
 /// What the killed runs kept so far: sources with a watermark, and the rows of the largest tables.

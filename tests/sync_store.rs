@@ -1,5 +1,7 @@
 //! Sync into the SQLite cache against the loopback fake tenant: counts, joins with imports,
 //! kill-resume, the outbox push, `config check`, and no secret in the cache file.
+mod common;
+
 use rusqlite::Connection;
 use shadowscope::actions::indicators::{IndicatorAction, IndicatorSpec, OutboxOp};
 use shadowscope::catalog::Catalog;
@@ -196,29 +198,7 @@ fn synced_and_imported_devices_join() {
 
 /// Counts and sums that must not depend on how the sync was split into runs.
 fn snapshot(db: &Path) -> Vec<(String, i64)> {
-    let sqls = [
-        "SELECT count(*) FROM users",
-        "SELECT count(*) FROM devices",
-        "SELECT count(*) FROM devices WHERE mde_id IS NOT NULL",
-        "SELECT count(*) FROM user_devices",
-        "SELECT coalesce(sum(logons), 0) FROM user_devices",
-        "SELECT coalesce(sum(last_seen - first_seen), 0) FROM user_devices",
-        "SELECT count(*) FROM traffic_daily",
-        "SELECT coalesce(sum(transactions), 0) FROM traffic_daily",
-        "SELECT coalesce(sum(bytes_up + bytes_down), 0) FROM traffic_daily",
-        "SELECT coalesce(sum(transactions), 0) FROM app_day",
-        "SELECT count(*) FROM app_user",
-        "SELECT count(*) FROM app_device",
-        "SELECT count(*) FROM domains",
-        "SELECT count(*) FROM apps",
-        "SELECT count(*) FROM apps WHERE mdca_score IS NOT NULL",
-        "SELECT count(*) FROM alerts",
-        "SELECT coalesce(sum(count), 0) FROM alerts",
-        "SELECT coalesce(sum(identity_risk), 0) FROM users",
-        "SELECT count(*) FROM user_summary",
-        "SELECT count(*) FROM app_summary",
-    ];
-    sqls.iter().map(|s| (s.to_string(), q(db, s))).collect()
+    common::cache::snapshot(db, &[])
 }
 
 /// Fails the `fail_at`-th page commit (1-based, over all sources) before it reaches the store.

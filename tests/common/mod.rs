@@ -1,6 +1,14 @@
 //! What the hostile-input tests share: a console driven synchronously on a cache, and one
 //! frame drawn through both the TestBackend and crossterm into bytes.
 #![allow(dead_code)]
+
+pub mod cache;
+
+/// Every kind of sequence a hostile field can carry: screen clear, OSC 0 title, OSC 52
+/// clipboard, OSC 8 link, NEL and CSI as C1, DEL, NUL, RLO and a zero-width space. No spaces or
+/// delimiters, so it survives as one field in every format; each sequence is tagged with a
+/// marker word so a leak can be told apart from the styling escapes the crossterm backend writes.
+pub const PAYLOAD: &str = "\u{1b}[2Jclr\u{1b}]0;ttl\u{7}\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]8;;http://x.test/\u{7}lnk\u{1b}]8;;\u{7}\u{85}nel\u{9b}31mcsi\u{7f}del\u{0}nul\u{202e}rlo\u{200b}zw";
 use ratatui::backend::{CrosstermBackend, TestBackend};
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
