@@ -33,7 +33,7 @@ fn save_session(s: &app::Session) {
             let _ = std::fs::create_dir_all(dir);
         }
         // The stack names users and devices under investigation: owner-only, like the cache.
-        let _ = crate::runtime::write_private(&p.to_string_lossy(), &json);
+        let _ = crate::private_fs::write_file(&p, &json);
     }
 }
 

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod domain;
 pub mod event;
 pub mod ingest;
+pub mod private_fs;
 pub mod runtime;
 pub mod sanitize;
 pub mod store;

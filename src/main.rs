@@ -262,19 +262,11 @@ fn init_logging() {
     // Logs go to a file, never to the terminal the console owns.
     let Some(dirs) = directories::ProjectDirs::from("", "", "shadowscope") else { return };
     let dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).to_path_buf();
-    if std::fs::create_dir_all(&dir).is_err() {
+    if shadowscope::private_fs::private_dir(&dir).is_err() {
         return;
     }
-    #[cfg(unix)]
+    if let Ok(file) = shadowscope::private_fs::owner_only().create(true).append(true).open(dir.join("shadowscope.log"))
     {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-    }
-    let mut o = std::fs::OpenOptions::new();
-    o.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    if let Ok(file) = o.open(dir.join("shadowscope.log")) {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::sync::Mutex::new(file))
             .with_ansi(false)
@@ -305,7 +297,7 @@ fn remove_cache(path: &std::path::Path) -> std::io::Result<()> {
 /// Writes command output to a private file, or stdout.
 fn write_out(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
     match path {
-        Some(p) => shadowscope::runtime::write_private(&p.to_string_lossy(), text.as_bytes())
+        Some(p) => shadowscope::private_fs::write_file(p, text.as_bytes())
             .with_context(|| format!("cannot write {}", p.display())),
         None => {
             use std::io::Write;

@@ -269,9 +269,11 @@ impl Backend {
             let names: Vec<&str> = BlocklistFormat::ALL.iter().map(|f| f.name()).collect();
             return Msg::Failed { error: format!("Unknown block-list format: use one of {}", names.join(", ")) };
         };
-        let r = apply::blocklist(&self.store, self.catalog, f)
-            .map_err(|e| e.to_string())
-            .and_then(|b| write_private(path, b.text.as_bytes()).map(|()| b).map_err(|e| e.to_string()));
+        let r = apply::blocklist(&self.store, self.catalog, f).map_err(|e| e.to_string()).and_then(|b| {
+            crate::private_fs::write_file(std::path::Path::new(path), b.text.as_bytes())
+                .map(|()| b)
+                .map_err(|e| e.to_string())
+        });
         match r {
             Ok(b) => Msg::Done {
                 text: format!(
@@ -403,16 +405,6 @@ pub fn import_into(store: &Store, catalog: &Catalog, path: &str, progress: &dyn 
 
 fn alert_note(a: &AlertRun) -> String {
     if a.new + a.updated == 0 { String::new() } else { format!("; alerts: {} new, {} updated", a.new, a.updated) }
-}
-
-/// Creates (or truncates) a file readable by its owner only: block lists and exports name the
-/// organisation's sensitive choices.
-pub fn write_private(path: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    std::io::Write::write_all(&mut o.open(path)?, bytes)
 }
 
 /// Writes the visible rows of a table as CSV (formula-safe) or JSON.

@@ -118,28 +118,14 @@ fn safe_stem(src: &Path) -> String {
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)?;
     // The directory may predate us with looser rights; it holds the organisation's choices.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
+    crate::private_fs::private_dir(dir)
 }
 
 /// `create_new` so that a planted symlink is never followed.
 fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o.open(path)?;
+    let mut f = crate::private_fs::owner_only().write(true).create_new(true).open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }

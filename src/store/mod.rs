@@ -103,11 +103,8 @@ pub fn acquire_writer_lock(db: &Path) -> Result<Arc<WriterLock>> {
         return Ok(lock);
     }
     let lock_file = lock_path(&key);
-    let mut o = std::fs::OpenOptions::new();
-    o.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut file = o.open(&lock_file)?;
+    let mut file =
+        crate::private_fs::owner_only().read(true).write(true).create(true).truncate(false).open(&lock_file)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -145,20 +142,10 @@ pub fn default_path() -> PathBuf {
 /// is never readable by other users of a shared jump host, not even for an instant.
 fn prepare_private_file(path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        {
-            let mut b = std::fs::DirBuilder::new();
-            b.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-            b.create(dir)?;
-        }
+        crate::private_fs::dir_builder().recursive(true).create(dir)?;
     }
     if !path.exists() {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        match o.open(path) {
+        match crate::private_fs::owner_only().write(true).create_new(true).open(path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),

@@ -334,16 +334,11 @@ impl SecretDir {
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
         ));
-        let mut b = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(&dir)?;
+        // Not recursive: a fresh, unique directory, never one planted in advance.
+        crate::private_fs::dir_builder().create(&dir)?;
         let file = dir.join("client-secret");
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        std::io::Write::write_all(&mut o.open(&file)?, secret.as_bytes())?;
+        let mut f = crate::private_fs::owner_only().write(true).create_new(true).open(&file)?;
+        std::io::Write::write_all(&mut f, secret.as_bytes())?;
         Ok(SecretDir { dir, file })
     }
 }
