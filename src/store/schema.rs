@@ -289,6 +289,8 @@ CREATE INDEX alerts_open_by_user ON alerts(user_id) WHERE status = 'open';
 -- every user of a popular app.
 CREATE INDEX app_user_rank ON app_user(app_id, bytes_up DESC);
 CREATE INDEX app_device_rank ON app_device(app_id, bytes_up DESC);
+-- An app page shows its tag history: look it up by target, newest first.
+CREATE INDEX audit_by_target ON audit(target, id);
 -- Free custom tags ("labels") beside the sanction tag, e.g. "pilot", "legal-review".
 CREATE TABLE app_labels(
     app_id INTEGER NOT NULL,
