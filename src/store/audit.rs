@@ -42,10 +42,15 @@ impl Store {
 
     /// Newest first. `target` narrows to one app key / setting.
     pub fn audit_entries(&self, target: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut st = self.conn.prepare_cached(
+        // Two statements, not `?1 IS NULL OR target = ?1`: only a plain equality lets SQLite use
+        // the `audit_by_target` index.
+        let mut st = self.conn.prepare_cached(if target.is_some() {
             "SELECT id, ts, actor, action, target, old_value, new_value, detail, undone_by FROM audit
-             WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2",
-        )?;
+             WHERE target = ?1 ORDER BY id DESC LIMIT ?2"
+        } else {
+            "SELECT id, ts, actor, action, target, old_value, new_value, detail, undone_by FROM audit
+             WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2"
+        })?;
         let rows = st.query_map(params![target, limit as i64], |r| {
             Ok(AuditEntry {
                 id: r.get(0)?,
