@@ -199,71 +199,91 @@ pub enum Line<'a> {
 }
 
 /// Streams `input` line by line with bounded memory. Blank lines are passed over (but counted in
-/// line numbers); `\r\n` endings and a UTF-8 BOM on the first line are removed.
+/// line numbers); `\r\n` endings and a UTF-8 BOM on the first line are removed. Lines that lie
+/// whole in the reader's buffer are handed out in place; only a line cut by the buffer's end is
+/// copied (at most [`MAX_LINE`] + 1 bytes of it).
 pub fn for_each_line(input: &mut dyn BufRead, mut f: impl FnMut(Position, Line<'_>)) -> io::Result<()> {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut line_no: u64 = 0;
     let mut offset: u64 = 0;
+    // The start of a line the buffer cut, and how many bytes of it were consumed in all.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut carried: u64 = 0;
     loop {
-        buf.clear();
-        let mut too_long = false;
-        let mut consumed_total = 0u64;
-        // Read up to the newline, keeping at most MAX_LINE bytes.
-        loop {
-            let chunk = match input.fill_buf() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if chunk.is_empty() {
-                break;
+        let chunk = match input.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let n = chunk.len();
+        if n == 0 {
+            if carried > 0 {
+                line_no += 1;
+                offset += carried;
+                deliver(&mut f, Position { line: line_no, offset_end: offset }, &carry, carried);
             }
-            let (take, done) = match memchr::memchr(b'\n', chunk) {
-                Some(i) => (i + 1, true),
-                None => (chunk.len(), false),
-            };
-            if !too_long {
-                let room = MAX_LINE + 1 - buf.len().min(MAX_LINE + 1);
-                let keep = take.min(room);
-                buf.extend_from_slice(&chunk[..keep]);
-                if buf.len() > MAX_LINE {
-                    too_long = true;
-                }
-            }
-            input.consume(take);
-            consumed_total += take as u64;
-            if done {
-                break;
-            }
-        }
-        if consumed_total == 0 {
             return Ok(());
         }
-        line_no += 1;
-        offset += consumed_total;
-        let pos = Position { line: line_no, offset_end: offset };
-        if too_long {
-            let prefix = &buf[..buf.len().min(120)];
-            f(pos, Line::TooLong(prefix));
-            continue;
+        let mut at = 0;
+        if carried > 0 {
+            let Some(i) = memchr::memchr(b'\n', chunk) else {
+                keep_bounded(&mut carry, chunk);
+                carried += n as u64;
+                input.consume(n);
+                continue;
+            };
+            keep_bounded(&mut carry, &chunk[..=i]);
+            carried += i as u64 + 1;
+            line_no += 1;
+            offset += carried;
+            deliver(&mut f, Position { line: line_no, offset_end: offset }, &carry, carried);
+            carry.clear();
+            carried = 0;
+            at = i + 1;
         }
-        let mut bytes: &[u8] = &buf;
-        if let [rest @ .., b'\n'] = bytes {
-            bytes = rest;
+        let base = at;
+        for i in memchr::memchr_iter(b'\n', &chunk[base..]) {
+            let end = base + i + 1;
+            line_no += 1;
+            offset += (end - at) as u64;
+            deliver(&mut f, Position { line: line_no, offset_end: offset }, &chunk[at..end], (end - at) as u64);
+            at = end;
         }
-        if let [rest @ .., b'\r'] = bytes {
-            bytes = rest;
+        if at < n {
+            keep_bounded(&mut carry, &chunk[at..]);
+            carried = (n - at) as u64;
         }
-        if line_no == 1 {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        match std::str::from_utf8(bytes) {
-            Ok(text) => f(pos, Line::Text(text)),
-            Err(_) => f(pos, Line::NotUtf8(bytes)),
-        }
+        input.consume(n);
+    }
+}
+
+/// Appends to a cut line no more than one byte past [`MAX_LINE`]: enough to know it is too long.
+fn keep_bounded(carry: &mut Vec<u8>, more: &[u8]) {
+    let room = (MAX_LINE + 1).saturating_sub(carry.len());
+    carry.extend_from_slice(&more[..more.len().min(room)]);
+}
+
+/// One raw line (newline included, `raw_len` bytes before any bounding) to the callback.
+fn deliver(f: &mut impl FnMut(Position, Line<'_>), pos: Position, raw: &[u8], raw_len: u64) {
+    if raw_len > MAX_LINE as u64 {
+        f(pos, Line::TooLong(&raw[..raw.len().min(120)]));
+        return;
+    }
+    let mut bytes = raw;
+    if let [rest @ .., b'\n'] = bytes {
+        bytes = rest;
+    }
+    if let [rest @ .., b'\r'] = bytes {
+        bytes = rest;
+    }
+    if pos.line == 1 {
+        bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    }
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => f(pos, Line::Text(text)),
+        Err(_) => f(pos, Line::NotUtf8(bytes)),
     }
 }
 
@@ -343,6 +363,7 @@ pub fn host_of_url(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     struct Echo;
     impl LineParser for Echo {
@@ -372,6 +393,43 @@ mod tests {
             vec![(4, SkipReason::Malformed("bad")), (5, SkipReason::TooLong), (7, SkipReason::NotUtf8)]
         );
         assert_eq!(sink.records.last().unwrap().0.offset_end, data.len() as u64);
+    }
+
+    /// Everything `for_each_line` reports, owned.
+    fn lines_of(input: &mut dyn BufRead) -> Vec<(Position, String)> {
+        let mut out = Vec::new();
+        for_each_line(input, |pos, line| {
+            let text = match line {
+                Line::Text(t) => format!("text:{t}"),
+                Line::TooLong(p) => format!("long:{}", p.len()),
+                Line::NotUtf8(b) => format!("raw:{b:?}"),
+            };
+            out.push((pos, text));
+        })
+        .unwrap();
+        out
+    }
+
+    proptest! {
+        /// Lines cut by the reader's buffer (at any size, down to one byte) come out exactly
+        /// as lines read whole: same numbers, offsets, text and too-long verdicts.
+        #[test]
+        fn lines_cut_by_the_buffer_read_as_whole_lines(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..40),
+                    Just(b"\xEF\xBB\xBFa\r\n \n\n".to_vec()),
+                    (MAX_LINE - 2..MAX_LINE + 3).prop_map(|n| { let mut v = vec![b'x'; n]; v.push(b'\n'); v }),
+                ],
+                0..6,
+            ),
+            cap in 1usize..300,
+        ) {
+            let data: Vec<u8> = parts.concat();
+            let whole = lines_of(&mut &data[..]);
+            let cut = lines_of(&mut std::io::BufReader::with_capacity(cap, &data[..]));
+            prop_assert_eq!(cut, whole);
+        }
     }
 
     #[test]

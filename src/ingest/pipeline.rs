@@ -6,7 +6,7 @@ use super::{Action, LogFormat, Position, Record, RecordKind, RecordSink, SkipRea
 use crate::catalog::Catalog;
 use crate::domain::{AppId, Day, DeviceId, DomainId, UNKNOWN_DEVICE, UNKNOWN_USER, UserId};
 use crate::sanitize::display_safe_bytes;
-use crate::store::write::{Counters, EdgeAgg, EdgeKey, FactKey, FastMap};
+use crate::store::write::{Counters, EdgeAgg, EdgeKey, EnsuredApps, FactKey, FastMap, Rollups};
 use crate::store::{Store, StoreError};
 use rusqlite::{OptionalExtension, params};
 use std::borrow::Cow;
@@ -427,6 +427,57 @@ struct Resolver<'s> {
     users: Vec<UserId>,
     devices: Vec<DeviceId>,
     dests: Vec<(DomainId, AppId)>,
+    apps: EnsuredApps,
+}
+
+/// Roll-up rows held back before they are written. An import's batches hit the same app ×
+/// user pairs again and again: writing the roll-ups once per file rather than once per batch
+/// took the writer from 1.8 s to ~1 s on 2 M Squid lines. The cap bounds memory (~80 bytes a
+/// row) on caches with many users; the interval keeps a long import visible in a console.
+const ROLLUP_FLUSH_ROWS: usize = 300_000;
+const ROLLUP_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The writer's roll-ups not yet written, and whether the cache already says so.
+struct HeldRollups {
+    rows: Rollups,
+    /// [`crate::store::write::ROLLUPS_PENDING`] is set in the committed state.
+    marked: bool,
+    since: Instant,
+}
+
+impl HeldRollups {
+    fn new() -> HeldRollups {
+        HeldRollups { rows: Rollups::default(), marked: false, since: Instant::now() }
+    }
+
+    /// Inside the batch's transaction: writes the held roll-ups when due (or `now`), else
+    /// records that the cache's roll-ups lag its facts, so a crash is repaired on next open.
+    fn settle(&mut self, store: &Store, now: bool) -> Result<(), StoreError> {
+        let due = now || self.rows.rows() >= ROLLUP_FLUSH_ROWS || self.since.elapsed() >= ROLLUP_FLUSH_INTERVAL;
+        if due {
+            store.write_rollups(std::mem::take(&mut self.rows))?;
+            if self.marked {
+                store.set_rollups_pending(false)?;
+            }
+            self.since = Instant::now();
+        } else if !self.marked && !self.rows.is_empty() {
+            store.set_rollups_pending(true)?;
+        }
+        Ok(())
+    }
+
+    /// Called after the transaction that `settle` wrote into has committed.
+    fn committed(&mut self) {
+        self.marked = !self.rows.is_empty();
+    }
+
+    /// Writes what is held in a transaction of its own and opens the next one.
+    fn flush(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.settle(store, true)?;
+        store.commit()?;
+        self.committed();
+        store.begin()
+    }
 }
 
 impl Resolver<'_> {
@@ -439,11 +490,11 @@ impl Resolver<'_> {
         }
         for d in &names.dests {
             let v = match d {
-                DestName::Host(key) => self.store.intern_host(key, self.catalog)?,
+                DestName::Host(key) => self.store.intern_host_with(key, self.catalog, &mut self.apps)?,
                 DestName::VendorApp { key, app } => {
                     let app_id = match self.catalog.identify_vendor_app(app) {
-                        Some(idx) => self.store.ensure_catalog_app(self.catalog.get(idx))?,
-                        None => self.store.ensure_unknown_app(&app.to_ascii_lowercase(), self.catalog)?,
+                        Some(idx) => self.apps.catalog_app(self.store, self.catalog, idx)?,
+                        None => self.apps.unknown_app(self.store, self.catalog, &app.to_ascii_lowercase())?,
                     };
                     (self.store.insert_domain(key, app_id)?, app_id)
                 }
@@ -465,6 +516,7 @@ impl Resolver<'_> {
 fn write_batch(
     store: &Store,
     r: &mut Resolver<'_>,
+    held: &mut HeldRollups,
     import_id: i64,
     b: Batch,
     t: &mut ImportTimings,
@@ -488,7 +540,8 @@ fn write_batch(
         edges.push((EdgeKey { user: r.user(k.user)?, device: r.device(k.device)?, source: k.source }, *e));
     }
     drop(b.facts);
-    store.apply_rows(&mut facts, &edges)?;
+    store.write_facts(&mut facts, &edges, &mut held.rows)?;
+    held.settle(store, b.complete)?;
     store.conn.execute(
         "UPDATE imports SET committed_offset = max(committed_offset, ?2), records = ?3, imported = ?4, skipped = ?5,
             complete = ?6, finished = CASE WHEN ?6 THEN strftime('%s','now') ELSE finished END WHERE id = ?1",
@@ -509,6 +562,7 @@ fn write_batch(
         )?;
     }
     store.commit()?;
+    held.committed();
     store.begin()?;
     t.commit_s += resolved.elapsed().as_secs_f64();
     Ok(())
@@ -687,8 +741,15 @@ fn run_import(
     // Rendezvous: at most one batch being written and one being built, which bounds memory.
     let (tx, rx) = sync_channel::<Batch>(0);
     let import_id = resume.import_id;
-    let mut resolver =
-        Resolver { store, catalog, users: vec![UNKNOWN_USER], devices: vec![UNKNOWN_DEVICE], dests: Vec::new() };
+    let mut resolver = Resolver {
+        store,
+        catalog,
+        users: vec![UNKNOWN_USER],
+        devices: vec![UNKNOWN_DEVICE],
+        dests: Vec::new(),
+        apps: EnsuredApps::default(),
+    };
+    let mut held = HeldRollups::new();
     let (parsed, written) = std::thread::scope(|scope| {
         let shared = &shared;
         let max_examples = opts.examples;
@@ -745,7 +806,7 @@ fn run_import(
             idle += waiting.elapsed();
             match next {
                 Ok(batch) => {
-                    if let Err(e) = write_batch(store, &mut resolver, import_id, batch, &mut timings) {
+                    if let Err(e) = write_batch(store, &mut resolver, &mut held, import_id, batch, &mut timings) {
                         written = Err(e);
                         shared.stop.store(true, Ordering::Relaxed);
                         break;
@@ -758,6 +819,11 @@ fn run_import(
         }
         // Unblocks a parser waiting to send after a write error.
         drop(rx);
+        // The input failed part-way (no final batch): what was committed still gets its
+        // roll-ups. After a write error the cache is repaired on its next open instead.
+        if written.is_ok() && !held.rows.is_empty() {
+            written = held.flush(store);
+        }
         timings.writer_idle_s = idle.as_secs_f64();
         (parser.join(), written)
     });

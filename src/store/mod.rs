@@ -169,6 +169,8 @@ impl Store {
         let mut store = Store { conn, path: path.to_owned(), _writer: Some(writer) };
         store.configure()?;
         store.migrate()?;
+        // An import killed between its fact batches and its roll-up write left them lagging.
+        store.repair_rollups()?;
         Ok(store)
     }
 

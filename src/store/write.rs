@@ -2,7 +2,7 @@
 //! summaries, tags and settings. Callers bracket batches with `begin` / `commit` so a killed
 //! process leaves either the whole batch or none of it.
 use super::{Result, Store, StoreError};
-use crate::catalog::{Catalog, CatalogApp, Identified};
+use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Period, Severity, Tag, UserId};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
@@ -92,7 +92,9 @@ pub struct IntHasher(u64);
 
 impl std::hash::Hasher for IntHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply leaves its entropy in the high bits, but the table picks buckets with the
+        // low ones: without the rotation, host names that share a suffix crowd a few buckets.
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
         // Eight bytes per step: the parser hashes a user and a host name on every line.
@@ -142,9 +144,68 @@ struct Run {
 }
 
 impl Run {
-    fn fold(self, app_day: &mut FastMap<(i64, i32), Counters>, domain_total: &mut FastMap<i64, Counters>) {
-        app_day.entry((self.app, self.day)).or_default().add(&self.c);
-        domain_total.entry(self.domain).or_default().add(&self.c);
+    fn fold(self, r: &mut Rollups) {
+        r.app_day.entry((self.app, self.day)).or_default().add(&self.c);
+        r.domain_total.entry(self.domain).or_default().add(&self.c);
+    }
+}
+
+/// Apps already upserted by one writer (an import): 5,000 hosts of 200 apps cost 200 app
+/// upserts, not 5,000. Only valid within the transactions that created the rows.
+#[derive(Default)]
+pub struct EnsuredApps {
+    catalog: FastMap<u32, AppId>,
+    unknown: HashMap<String, AppId>,
+}
+
+impl EnsuredApps {
+    /// The catalog app at `idx` (see [`Store::ensure_catalog_app`]).
+    pub fn catalog_app(&mut self, store: &Store, catalog: &Catalog, idx: AppIdx) -> Result<AppId> {
+        if let Some(id) = self.catalog.get(&idx.0) {
+            return Ok(*id);
+        }
+        let id = store.ensure_catalog_app(catalog.get(idx))?;
+        self.catalog.insert(idx.0, id);
+        Ok(id)
+    }
+
+    /// The app for an unidentified registrable domain (see [`Store::ensure_unknown_app`]).
+    pub fn unknown_app(&mut self, store: &Store, catalog: &Catalog, registrable: &str) -> Result<AppId> {
+        if let Some(id) = self.unknown.get(registrable) {
+            return Ok(*id);
+        }
+        let id = store.ensure_unknown_app(registrable, catalog)?;
+        self.unknown.insert(registrable.to_owned(), id);
+        Ok(id)
+    }
+}
+
+/// `meta` key present while some committed facts are not yet in the roll-ups.
+pub const ROLLUPS_PENDING: &str = "rollups_pending";
+
+/// Roll-up sums of facts already written but not yet added to the roll-up tables.
+#[derive(Default)]
+pub struct Rollups {
+    app_day: FastMap<(i64, i32), Counters>,
+    domain_total: FastMap<i64, Counters>,
+    app_user: FastMap<(i64, i64), Span>,
+    app_device: FastMap<(i64, i64), Span>,
+    user_day: FastMap<(i64, i32), Counters>,
+    device_day: FastMap<(i64, i32), Counters>,
+}
+
+impl Rollups {
+    /// Rows the next [`Store::write_rollups`] will write: what bounds its memory.
+    pub fn rows(&self) -> usize {
+        self.app_day.len()
+            + self.domain_total.len()
+            + self.app_user.len()
+            + self.app_device.len()
+            + self.user_day.len()
+            + self.device_day.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows() == 0
     }
 }
 
@@ -250,6 +311,16 @@ impl Store {
 
     /// Interns a destination host: its domain row and the app it belongs to.
     pub fn intern_host(&self, host: &str, catalog: &Catalog) -> Result<(DomainId, AppId)> {
+        self.intern_host_with(host, catalog, &mut EnsuredApps::default())
+    }
+
+    /// [`Store::intern_host`] for many hosts: each app row is upserted once, not once per host.
+    pub fn intern_host_with(
+        &self,
+        host: &str,
+        catalog: &Catalog,
+        ensured: &mut EnsuredApps,
+    ) -> Result<(DomainId, AppId)> {
         let host = host.to_ascii_lowercase();
         {
             let mut st = self.conn.prepare_cached("SELECT id, app_id FROM domains WHERE name = ?1")?;
@@ -260,8 +331,8 @@ impl Store {
             }
         }
         let app = match catalog.identify_host(&host) {
-            Identified::App { idx, .. } => self.ensure_catalog_app(catalog.get(idx))?,
-            Identified::Unknown { registrable } => self.ensure_unknown_app(&registrable, catalog)?,
+            Identified::App { idx, .. } => ensured.catalog_app(self, catalog, idx)?,
+            Identified::Unknown { registrable } => ensured.unknown_app(self, catalog, &registrable)?,
         };
         self.insert_domain(&host, app).map(|d| (d, app))
     }
@@ -285,14 +356,24 @@ impl Store {
     /// Writes facts (keys may repeat: they are summed), their roll-ups and user↔device edges.
     /// Must run inside `begin` / `commit`. The slice is sorted in place.
     pub fn apply_rows(&self, facts: &mut [(FactKey, Counters)], edges: &[(EdgeKey, EdgeAgg)]) -> Result<()> {
+        let mut rollups = Rollups::default();
+        self.write_facts(facts, edges, &mut rollups)?;
+        self.write_rollups(rollups)
+    }
+
+    /// Writes facts and edges, and adds the facts to `rollups` without writing them: an import
+    /// writes each roll-up row once per file instead of once per batch (the same app × user
+    /// pairs recur in every batch). Until [`Store::write_rollups`] runs, the caller must keep
+    /// [`ROLLUPS_PENDING`] set in the same transactions, so that a crash in between is repaired
+    /// on the next open. Must run inside `begin` / `commit`; the slice is sorted in place.
+    pub fn write_facts(
+        &self,
+        facts: &mut [(FactKey, Counters)],
+        edges: &[(EdgeKey, EdgeAgg)],
+        rollups: &mut Rollups,
+    ) -> Result<()> {
         // Primary-key order turns the inserts into near-appends and lets equal keys be merged.
         facts.sort_unstable_by_key(|(k, _)| (k.day.0, k.domain.0, k.user.0, k.device.0, k.app.0));
-        let mut app_day: FastMap<(i64, i32), Counters> = FastMap::default();
-        let mut domain_total: FastMap<i64, Counters> = FastMap::default();
-        let mut app_user: FastMap<(i64, i64), Span> = FastMap::default();
-        let mut app_device: FastMap<(i64, i64), Span> = FastMap::default();
-        let mut user_day: FastMap<(i64, i32), Counters> = FastMap::default();
-        let mut device_day: FastMap<(i64, i32), Counters> = FastMap::default();
         const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
             transactions = transactions + excluded.transactions";
         let mut rest: &[(FactKey, Counters)] = facts;
@@ -314,14 +395,14 @@ impl Store {
                 Some(r) if r.day == k.day.0 && r.domain == k.domain.0 && r.app == k.app.0 => r.c.add(&c),
                 _ => {
                     if let Some(r) = run.replace(Run { day: k.day.0, domain: k.domain.0, app: k.app.0, c }) {
-                        r.fold(&mut app_day, &mut domain_total);
+                        r.fold(rollups);
                     }
                 }
             }
-            merge_span(&mut app_user, (k.app.0, k.user.0), k.day, &c);
-            merge_span(&mut app_device, (k.app.0, k.device.0), k.day, &c);
-            user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
-            device_day.entry((k.device.0, k.day.0)).or_default().add(&c);
+            merge_span(&mut rollups.app_user, (k.app.0, k.user.0), k.day, &c);
+            merge_span(&mut rollups.app_device, (k.app.0, k.device.0), k.day, &c);
+            rollups.user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
+            rollups.device_day.entry((k.device.0, k.day.0)).or_default().add(&c);
             Some([
                 i64::from(k.day.0),
                 k.domain.0,
@@ -339,9 +420,28 @@ impl Store {
             rows,
         )?;
         if let Some(r) = run.take() {
-            r.fold(&mut app_day, &mut domain_total);
+            r.fold(rollups);
         }
-        let rows: Vec<[i64; 6]> = sorted(app_day)
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO user_devices(user_id, device_id, source, first_seen, last_seen, logons)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+                last_seen = max(last_seen, excluded.last_seen), logons = logons + excluded.logons",
+        )?;
+        for (k, e) in edges {
+            if k.user.0 == 0 || k.device.0 == 0 {
+                continue;
+            }
+            st.execute(params![k.user.0, k.device.0, k.source, e.first_seen, e.last_seen, i(e.logons)])?;
+        }
+        Ok(())
+    }
+
+    /// Adds accumulated roll-ups to their tables. Must run inside `begin` / `commit`.
+    pub fn write_rollups(&self, r: Rollups) -> Result<()> {
+        const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
+            transactions = transactions + excluded.transactions";
+        let rows: Vec<[i64; 6]> = sorted(r.app_day)
             .into_iter()
             .map(|((a, d), c)| [a, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])
             .collect();
@@ -350,12 +450,12 @@ impl Store {
             &format!("{SUM4}, blocked = blocked + excluded.blocked"),
             rows,
         )?;
-        let rows: Vec<[i64; 4]> = sorted(domain_total)
+        let rows: Vec<[i64; 4]> = sorted(r.domain_total)
             .into_iter()
             .map(|(d, c)| [d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)])
             .collect();
         self.upsert("domain_total(domain_id, bytes_up, bytes_down, transactions)", SUM4, rows)?;
-        for (table, col, map) in [("app_user", "user_id", app_user), ("app_device", "device_id", app_device)] {
+        for (table, col, map) in [("app_user", "user_id", r.app_user), ("app_device", "device_id", r.app_device)] {
             let rows: Vec<[i64; 7]> = sorted(map)
                 .into_iter()
                 .map(|((a, x), s)| {
@@ -378,28 +478,39 @@ impl Store {
                 rows,
             )?;
         }
-        for (table, col, map) in [("user_day", "user_id", user_day), ("device_day", "device_id", device_day)] {
+        for (table, col, map) in [("user_day", "user_id", r.user_day), ("device_day", "device_id", r.device_day)] {
             let rows: Vec<[i64; 5]> = sorted(map)
                 .into_iter()
                 .map(|((x, d), c)| [x, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions)])
                 .collect();
             self.upsert(&format!("{table}({col}, day, bytes_up, bytes_down, transactions)"), SUM4, rows)?;
         }
-        {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO user_devices(user_id, device_id, source, first_seen, last_seen, logons)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
-                    last_seen = max(last_seen, excluded.last_seen), logons = logons + excluded.logons",
-            )?;
-            for (k, e) in edges {
-                if k.user.0 == 0 || k.device.0 == 0 {
-                    continue;
-                }
-                st.execute(params![k.user.0, k.device.0, k.source, e.first_seen, e.last_seen, i(e.logons)])?;
-            }
-        }
         Ok(())
+    }
+
+    /// Marks the roll-ups as lagging the facts (or not) inside the caller's transaction.
+    pub fn set_rollups_pending(&self, pending: bool) -> Result<()> {
+        if pending {
+            self.set_meta(ROLLUPS_PENDING, "1")
+        } else {
+            self.conn.execute("DELETE FROM meta WHERE key = ?1", [ROLLUPS_PENDING])?;
+            Ok(())
+        }
+    }
+
+    /// After a crash between an import's fact batches and its roll-up write, rebuilds every
+    /// roll-up from `traffic_daily`. Returns whether anything had to be repaired.
+    pub fn repair_rollups(&self) -> Result<bool> {
+        let pending: Option<String> =
+            self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [ROLLUPS_PENDING], |r| r.get(0)).optional()?;
+        if pending.is_none() {
+            return Ok(false);
+        }
+        self.in_transaction(|s| {
+            s.rebuild_rollups()?;
+            s.set_rollups_pending(false)
+        })?;
+        Ok(true)
     }
 
     /// `INSERT INTO target VALUES … ON CONFLICT DO UPDATE SET update` for every row, many rows per
@@ -413,7 +524,9 @@ impl Store {
         const CHUNK: usize = 64;
         let sql = |n: usize| {
             let one = format!("({})", vec!["?"; N].join(","));
-            format!("INSERT INTO {target} VALUES {} ON CONFLICT DO UPDATE SET {update}", vec![one; n].join(","))
+            // OR FAIL: a failed row need not undo the statement's earlier rows (the caller rolls
+            // back the whole transaction), which spares SQLite a statement journal.
+            format!("INSERT OR FAIL INTO {target} VALUES {} ON CONFLICT DO UPDATE SET {update}", vec![one; n].join(","))
         };
         let mut chunk: Vec<[i64; N]> = Vec::with_capacity(CHUNK);
         let mut rows = rows.into_iter();
