@@ -3,7 +3,7 @@
 //! process leaves either the whole batch or none of it.
 use super::{Result, Store, StoreError};
 use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
-use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Period, Severity, Tag, UserId};
+use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Severity, Tag, UserId};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -571,33 +571,9 @@ impl Store {
     fn refresh_summaries_inner(&self) -> Result<()> {
         let c = &self.conn;
         c.execute("UPDATE apps SET score = coalesce(risk_override, catalog_score)", [])?;
-        c.execute("DELETE FROM app_summary", [])?;
         let latest = self.latest_day()?.unwrap_or(Day(0));
-        for p in Period::PRESETS {
-            let cut = p.cutoff(latest).0;
-            c.execute(
-                "INSERT INTO app_summary(period, app_id, users, devices, bytes_up, bytes_down, transactions, first_day, last_day)
-                 SELECT ?1, d.app_id,
-                   (SELECT count(*) FROM app_user u WHERE u.app_id = d.app_id AND u.last_day >= ?2 AND u.user_id != 0),
-                   (SELECT count(*) FROM app_device v WHERE v.app_id = d.app_id AND v.last_day >= ?2 AND v.device_id != 0),
-                   sum(d.bytes_up), sum(d.bytes_down), sum(d.transactions), min(d.day), max(d.day)
-                 FROM app_day d WHERE d.day >= ?2 GROUP BY d.app_id",
-                params![p.days, cut],
-            )?;
-        }
-        c.execute("DELETE FROM user_summary", [])?;
-        c.execute(
-            "INSERT INTO user_summary(user_id, devices, apps, bytes_up, bytes_down, unsanctioned_up, risky_up, alerts, score, last_day)
-             SELECT u.id,
-               (SELECT count(DISTINCT device_id) FROM user_devices e WHERE e.user_id = u.id),
-               count(au.app_id), coalesce(sum(au.bytes_up), 0), coalesce(sum(au.bytes_down), 0),
-               coalesce(sum(CASE WHEN a.tag = 2 THEN au.bytes_up END), 0),
-               coalesce(sum(CASE WHEN a.score < 3.5 THEN au.bytes_up END), 0),
-               0, 0, max(au.last_day)
-             FROM users u LEFT JOIN app_user au ON au.user_id = u.id LEFT JOIN apps a ON a.id = au.app_id
-             WHERE u.id != 0 GROUP BY u.id",
-            [],
-        )?;
+        self.rebuild_app_summary(latest)?;
+        self.rebuild_user_summary()?;
         self.refresh_user_alerts_inner()?;
         c.execute("DELETE FROM device_summary", [])?;
         c.execute(
