@@ -677,6 +677,11 @@ pub fn import_file(
     let (outcome, timings) = run_import(store, catalog, reader, format, opts, resume, total_bytes, &shown, progress);
     // The writer leaves a transaction open for the next batch; close it either way.
     let _ = store.rollback();
+    if outcome.is_err() {
+        // A failed write may have left committed facts without their roll-ups: repair now
+        // rather than at the next open, since this process (a console) may go on reading.
+        let _ = store.repair_rollups();
+    }
     let done = outcome?;
     report.records = done.records;
     report.imported = done.imported;
@@ -839,7 +844,7 @@ fn run_import(
         // Unblocks a parser waiting to send after a write error.
         drop(rx);
         // The input failed part-way (no final batch): what was committed still gets its
-        // roll-ups. After a write error the cache is repaired on its next open instead.
+        // roll-ups. After a write error `import_file` rebuilds them instead.
         if written.is_ok() && !held.rows.is_empty() {
             written = held.flush(store);
         }

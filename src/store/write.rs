@@ -180,6 +180,10 @@ impl EnsuredApps {
     }
 }
 
+/// The upsert clause that adds a row's three counters to the stored ones.
+const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
+    transactions = transactions + excluded.transactions";
+
 /// `meta` key present while some committed facts are not yet in the roll-ups.
 pub const ROLLUPS_PENDING: &str = "rollups_pending";
 
@@ -374,8 +378,6 @@ impl Store {
     ) -> Result<()> {
         // Primary-key order turns the inserts into near-appends and lets equal keys be merged.
         facts.sort_unstable_by_key(|(k, _)| (k.day.0, k.domain.0, k.user.0, k.device.0, k.app.0));
-        const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
-            transactions = transactions + excluded.transactions";
         let mut rest: &[(FactKey, Counters)] = facts;
         let mut run: Option<Run> = None;
         // Rows are produced as they are written (no second copy of the batch); the roll-ups are
@@ -439,8 +441,6 @@ impl Store {
 
     /// Adds accumulated roll-ups to their tables. Must run inside `begin` / `commit`.
     pub fn write_rollups(&self, r: Rollups) -> Result<()> {
-        const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
-            transactions = transactions + excluded.transactions";
         let rows: Vec<[i64; 6]> = sorted(r.app_day)
             .into_iter()
             .map(|((a, d), c)| [a, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)])
