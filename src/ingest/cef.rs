@@ -6,7 +6,9 @@
 //! all (no `rt`/`start`/`end` and no dated syslog prefix) are skipped as `bad_timestamp`.
 use std::borrow::Cow;
 
-use super::util_b::{self, RawPair, cef_unescape_value, clean, dest_of, split_header, split_kv};
+use super::util_b::{
+    self, Dest, KvStart, RawPair, cef_unescape_value, clean, dest_of, header_end, kv_key_starts, kv_pair, split_header,
+};
 use super::{LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Cef];
@@ -36,7 +38,7 @@ impl LogFormat for Cef {
         }
     }
     fn parser(&self) -> Box<dyn Parser> {
-        Box::new(LineParserAdapter(CefLines))
+        Box::new(LineParserAdapter(CefLines::default()))
     }
 }
 
@@ -58,22 +60,180 @@ impl CefEvent<'_> {
 /// Splits one line into a [`CefEvent`].
 pub fn parse_cef(line: &str) -> Result<CefEvent<'_>, SkipReason> {
     let start = cef_start(line).ok_or(SkipReason::Malformed("no CEF header"))?;
-    let (header, ext) =
-        split_header(&line[start + 4..], 7).ok_or(SkipReason::Malformed("CEF header has fewer than 7 fields"))?;
-    let spaced = split_kv(ext, None);
-    // Firepower writes `k=v;k=v`: only then does splitting on ';' find far more keys (and
-    // without a ';' in the extension there is nothing to try).
-    // Each key needs an '=', so the ';' split cannot win unless there are enough of them:
-    // counting them is far cheaper than a second split of every ordinary line.
-    let could_win = || memchr::memchr_iter(b'=', ext.as_bytes()).count() > 2 * spaced.len() + 1;
-    let pairs: Vec<RawPair<'_>> = if ext.contains(';') && could_win() {
-        let semi = split_kv(ext, Some(b';'));
-        if semi.len() > 2 * spaced.len() + 1 { semi } else { spaced }
-    } else {
-        spaced
-    };
-    let ext = pairs.into_iter().map(|p| (p.key, cef_unescape_value(p.value))).collect();
-    Ok(CefEvent { prefix: &line[..start], header, ext })
+    let (header, ext) = split_header(line.get(start + 4..).unwrap_or_default(), 7)
+        .ok_or(SkipReason::Malformed("CEF header has fewer than 7 fields"))?;
+    let mut bufs = PairBufs::default();
+    let (sep, starts) = bufs.split(ext);
+    let ext = (0..starts.len())
+        .filter_map(|n| kv_pair(ext, sep, starts, n))
+        .map(|p| (p.key, cef_unescape_value(p.value)))
+        .collect();
+    Ok(CefEvent { prefix: line.get(..start).unwrap_or_default(), header, ext })
+}
+
+/// Key-start buffers reused from line to line.
+#[derive(Default)]
+struct PairBufs {
+    spaced: Vec<KvStart>,
+    semi: Vec<KvStart>,
+}
+
+impl PairBufs {
+    /// Splits an extension on whitespace or, for the Firepower variant, on `;`; returns the
+    /// separator chosen and the key starts.
+    fn split(&mut self, ext: &str) -> (Option<u8>, &[KvStart]) {
+        kv_key_starts(ext, None, &mut self.spaced);
+        let spaced = self.spaced.len();
+        // Firepower writes `k=v;k=v`: only then does splitting on ';' find far more keys (and
+        // without a ';' in the extension there is nothing to try).
+        // Each key needs an '=', so the ';' split cannot win unless there are enough of them:
+        // counting them is far cheaper than a second split of every ordinary line.
+        let could_win = || memchr::memchr_iter(b'=', ext.as_bytes()).count() > 2 * spaced + 1;
+        if memchr::memchr(b';', ext.as_bytes()).is_some() && could_win() {
+            kv_key_starts(ext, Some(b';'), &mut self.semi);
+            if self.semi.len() > 2 * spaced + 1 {
+                return (Some(b';'), &self.semi);
+            }
+        }
+        (None, &self.spaced)
+    }
+}
+
+/// The extension keys the record mapping reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Request,
+    ServiceName,
+    Dhost,
+    Dst,
+    Rt,
+    Start,
+    End,
+    Dpt,
+    Src,
+    C6a2,
+    Suser,
+    Shost,
+    In,
+    Out,
+    Act,
+    App,
+    Cat,
+    Cs1Label,
+    Cs2Label,
+    Cs3Label,
+    Cs4Label,
+    Cs5Label,
+    Cs6Label,
+    Cs1,
+    Cs2,
+    Cs3,
+    Cs4,
+    Cs5,
+    Cs6,
+}
+
+const KEYS: usize = Key::Cs6 as usize + 1;
+
+/// Custom string labels and their values, in the order they are searched for a category.
+const CUSTOM: [(Key, Key); 6] = [
+    (Key::Cs1Label, Key::Cs1),
+    (Key::Cs2Label, Key::Cs2),
+    (Key::Cs3Label, Key::Cs3),
+    (Key::Cs4Label, Key::Cs4),
+    (Key::Cs5Label, Key::Cs5),
+    (Key::Cs6Label, Key::Cs6),
+];
+
+impl Key {
+    fn of(name: &str) -> Option<Key> {
+        Some(match name {
+            "request" => Key::Request,
+            "destinationServiceName" => Key::ServiceName,
+            "dhost" => Key::Dhost,
+            "dst" => Key::Dst,
+            "rt" => Key::Rt,
+            "start" => Key::Start,
+            "end" => Key::End,
+            "dpt" => Key::Dpt,
+            "src" => Key::Src,
+            "c6a2" => Key::C6a2,
+            "suser" => Key::Suser,
+            "shost" => Key::Shost,
+            "in" => Key::In,
+            "out" => Key::Out,
+            "act" => Key::Act,
+            "app" => Key::App,
+            "cat" => Key::Cat,
+            "cs1Label" => Key::Cs1Label,
+            "cs2Label" => Key::Cs2Label,
+            "cs3Label" => Key::Cs3Label,
+            "cs4Label" => Key::Cs4Label,
+            "cs5Label" => Key::Cs5Label,
+            "cs6Label" => Key::Cs6Label,
+            "cs1" => Key::Cs1,
+            "cs2" => Key::Cs2,
+            "cs3" => Key::Cs3,
+            "cs4" => Key::Cs4,
+            "cs5" => Key::Cs5,
+            "cs6" => Key::Cs6,
+            _ => return None,
+        })
+    }
+}
+
+/// One extension value as the line holds it (still escaped) or as [`parse_cef`] decoded it.
+#[derive(Clone, Copy)]
+enum Val<'e, 'l> {
+    Raw(&'l str),
+    Unescaped(&'e Cow<'l, str>),
+}
+
+/// The last value of each key the mapping reads, so each is found once instead of by a scan of
+/// all pairs per look-up.
+struct Slots<'e, 'l>([Option<Val<'e, 'l>>; KEYS]);
+
+impl<'e, 'l> Slots<'e, 'l> {
+    fn new() -> Self {
+        Slots([None; KEYS])
+    }
+
+    fn set(&mut self, key: Key, val: Val<'e, 'l>) {
+        if let Some(slot) = self.0.get_mut(key as usize) {
+            *slot = Some(val);
+        }
+    }
+
+    /// The value unescaped and cleaned: borrowed from the line unless unescaping changed it.
+    fn get(&self, key: Key) -> Option<Cow<'l, str>> {
+        let unescaped = match (*self.0.get(key as usize)?)? {
+            Val::Raw(raw) => cef_unescape_value(raw),
+            Val::Unescaped(v) => match v {
+                Cow::Borrowed(b) => Cow::Borrowed(*b),
+                Cow::Owned(o) => return clean(o).map(|c| Cow::Owned(c.to_owned())),
+            },
+        };
+        match unescaped {
+            Cow::Borrowed(b) => clean(b).map(Cow::Borrowed),
+            Cow::Owned(o) => clean(&o).map(|c| Cow::Owned(c.to_owned())),
+        }
+    }
+}
+
+/// [`dest_of`] on a value that may not outlive this call.
+fn dest_of_cow<'l>(v: &Cow<'l, str>) -> Dest<'l> {
+    match v {
+        Cow::Borrowed(b) => dest_of(b),
+        Cow::Owned(o) => {
+            let d = dest_of(o);
+            let own = |c: Option<Cow<'_, str>>| c.map(|c| Cow::Owned(c.into_owned()));
+            Dest { host: own(d.host), ip: own(d.ip), port: d.port }
+        }
+    }
+}
+
+fn mentions_category(label: &str) -> bool {
+    label.as_bytes().windows(7).any(|w| w.eq_ignore_ascii_case(b"categor"))
 }
 
 /// Escapes a header field for writing CEF.
@@ -115,76 +275,96 @@ pub(crate) fn prefix_time(prefix: &str) -> Option<i64> {
 }
 
 /// Maps a parsed event to a record.
-pub fn to_record<'a>(ev: &'a CefEvent<'a>) -> Result<Record<'a>, SkipReason> {
-    let b = |s: &'a str| Cow::Borrowed(s);
+pub fn to_record<'a>(ev: &CefEvent<'a>) -> Result<Record<'a>, SkipReason> {
+    let mut slots = Slots::new();
+    for (k, v) in &ev.ext {
+        if let Some(k) = Key::of(k) {
+            slots.set(k, Val::Unescaped(v));
+        }
+    }
+    record_of(&slots, ev.prefix)
+}
+
+fn record_of<'l>(ev: &Slots<'_, 'l>, prefix: &str) -> Result<Record<'l>, SkipReason> {
     let mut rec = Record { kind: RecordKind::Traffic, ..Default::default() };
-    let request = ev.get("request");
-    if let Some(u) = request {
-        let d = dest_of(u);
+    if let Some(u) = ev.get(Key::Request) {
+        let d = dest_of_cow(&u);
         rec.dest_host = d.host;
         rec.dest_ip = d.ip;
         rec.dest_port = d.port;
-        rec.url = Some(b(u));
+        rec.url = Some(u);
     }
-    let service = ev.get("destinationServiceName");
+    let service = ev.get(Key::ServiceName);
     if rec.dest_host.is_none() {
-        let named = ev.get("dhost").or(service.filter(|s| s.contains('.')));
+        let named = ev.get(Key::Dhost).or_else(|| service.clone().filter(|s| s.contains('.')));
         if let Some(h) = named {
-            let d = dest_of(h);
+            let d = dest_of_cow(&h);
             rec.dest_host = d.host;
             if rec.dest_ip.is_none() {
                 rec.dest_ip = d.ip;
             }
         }
     }
-    if let Some(ip) = ev.get("dst") {
-        rec.dest_ip = Some(b(ip));
+    if let Some(ip) = ev.get(Key::Dst) {
+        rec.dest_ip = Some(ip);
     }
     if rec.dest_host.is_none() && rec.dest_ip.is_none() {
         return Err(SkipReason::Irrelevant("no destination"));
     }
-    rec.ts = ["rt", "start", "end"]
+    rec.ts = [Key::Rt, Key::Start, Key::End]
         .iter()
-        .find_map(|k| ev.get(k).and_then(time_of))
-        .or_else(|| prefix_time(ev.prefix))
+        .find_map(|k| ev.get(*k).and_then(|v| time_of(&v)))
+        .or_else(|| prefix_time(prefix))
         .ok_or(SkipReason::BadTimestamp)?;
-    if let Some(p) = ev.get("dpt").and_then(util_b::port) {
+    if let Some(p) = ev.get(Key::Dpt).and_then(|v| util_b::port(&v)) {
         rec.dest_port = Some(p);
     }
-    rec.src_ip = ev.get("src").or(ev.get("c6a2")).map(b);
+    rec.src_ip = ev.get(Key::Src).or_else(|| ev.get(Key::C6a2));
     // Firepower puts a Python dict in suser; that is not a user name.
-    rec.user = ev.get("suser").filter(|u| !u.starts_with('{')).map(b);
-    rec.device = ev.get("shost").map(b);
-    rec.bytes_up = ev.get("in").map(util_b::bytes).unwrap_or(0);
-    rec.bytes_down = ev.get("out").map(util_b::bytes).unwrap_or(0);
-    rec.action = ev.get("act").map(util_b::action_of).unwrap_or_default();
-    rec.vendor_app = ev.get("app").or(service.filter(|s| !s.contains('.'))).map(b);
-    const CUSTOM: [(&str, &str); 6] = [
-        ("cs1Label", "cs1"),
-        ("cs2Label", "cs2"),
-        ("cs3Label", "cs3"),
-        ("cs4Label", "cs4"),
-        ("cs5Label", "cs5"),
-        ("cs6Label", "cs6"),
-    ];
-    let labelled_category = CUSTOM.iter().find_map(|(label, value)| {
-        let label = ev.get(label)?;
-        if label.to_ascii_lowercase().contains("categor") { ev.get(value) } else { None }
+    rec.user = ev.get(Key::Suser).filter(|u| !u.starts_with('{'));
+    rec.device = ev.get(Key::Shost);
+    rec.bytes_up = ev.get(Key::In).map(|v| util_b::bytes(&v)).unwrap_or(0);
+    rec.bytes_down = ev.get(Key::Out).map(|v| util_b::bytes(&v)).unwrap_or(0);
+    rec.action = ev.get(Key::Act).map(|v| util_b::action_of(&v)).unwrap_or_default();
+    rec.vendor_app = ev.get(Key::App).or_else(|| service.filter(|s| !s.contains('.')));
+    rec.vendor_category = ev.get(Key::Cat).or_else(|| {
+        CUSTOM.iter().find_map(|(label, value)| {
+            let label = ev.get(*label)?;
+            if mentions_category(&label) { ev.get(*value) } else { None }
+        })
     });
-    rec.vendor_category = ev.get("cat").or(labelled_category).map(b);
     Ok(rec)
 }
 
-struct CefLines;
+/// Reads each line in place: no header fields are built and values are only unescaped (and
+/// copied) when they carry a backslash and the mapping reads them.
+#[derive(Default)]
+struct CefLines {
+    bufs: PairBufs,
+}
 
 impl LineParser for CefLines {
     fn parse_line<'a>(&mut self, line: &'a str) -> LineOutcome<'a> {
-        let ev = match parse_cef(line) {
-            Ok(ev) => ev,
-            Err(e) => return LineOutcome::Skip(e),
+        let Some(start) = cef_start(line) else {
+            return LineOutcome::Skip(SkipReason::Malformed("no CEF header"));
         };
-        match to_record(&ev) {
-            Ok(r) => LineOutcome::Record(r.into_owned()),
+        let after_tag = line.get(start + 4..).unwrap_or_default();
+        let Some(ext) = header_end(after_tag, 7).and_then(|i| after_tag.get(i..)) else {
+            return LineOutcome::Skip(SkipReason::Malformed("CEF header has fewer than 7 fields"));
+        };
+        let (sep, starts) = self.bufs.split(ext);
+        let mut slots = Slots::new();
+        for n in 0..starts.len() {
+            // Only known keys need their value cut out and trimmed.
+            if let Some(&KvStart { key, eq }) = starts.get(n)
+                && let Some(k) = ext.get(key..eq).and_then(Key::of)
+                && let Some(RawPair { value, .. }) = kv_pair(ext, sep, starts, n)
+            {
+                slots.set(k, Val::Raw(value));
+            }
+        }
+        match record_of(&slots, line.get(..start).unwrap_or_default()) {
+            Ok(r) => LineOutcome::Record(r),
             Err(e) => LineOutcome::Skip(e),
         }
     }
@@ -286,6 +466,256 @@ mod tests {
             let text = std::fs::read_to_string(path).unwrap();
             let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(10).collect();
             assert_eq!(registry::detect(&lines).map(|f| f.name()), Some("cef"), "{path}");
+        }
+    }
+
+    /// The parser as it was before it read lines in place, kept as the reference.
+    mod reference {
+        use super::super::{CefEvent, cef_start, prefix_time, time_of};
+        use crate::ingest::util_b::{self, RawPair, cef_unescape_value, dest_of, split_header, split_kv};
+        use crate::ingest::{Record, RecordKind, SkipReason};
+        use std::borrow::Cow;
+
+        pub fn parse_cef(line: &str) -> Result<CefEvent<'_>, SkipReason> {
+            let start = cef_start(line).ok_or(SkipReason::Malformed("no CEF header"))?;
+            let (header, ext) = split_header(&line[start + 4..], 7)
+                .ok_or(SkipReason::Malformed("CEF header has fewer than 7 fields"))?;
+            let spaced = split_kv(ext, None);
+            let could_win = || memchr::memchr_iter(b'=', ext.as_bytes()).count() > 2 * spaced.len() + 1;
+            let pairs: Vec<RawPair<'_>> = if ext.contains(';') && could_win() {
+                let semi = split_kv(ext, Some(b';'));
+                if semi.len() > 2 * spaced.len() + 1 { semi } else { spaced }
+            } else {
+                spaced
+            };
+            let ext = pairs.into_iter().map(|p| (p.key, cef_unescape_value(p.value))).collect();
+            Ok(CefEvent { prefix: &line[..start], header, ext })
+        }
+
+        pub fn to_record<'a>(ev: &'a CefEvent<'a>) -> Result<Record<'a>, SkipReason> {
+            let b = |s: &'a str| Cow::Borrowed(s);
+            let mut rec = Record { kind: RecordKind::Traffic, ..Default::default() };
+            let request = ev.get("request");
+            if let Some(u) = request {
+                let d = dest_of(u);
+                rec.dest_host = d.host;
+                rec.dest_ip = d.ip;
+                rec.dest_port = d.port;
+                rec.url = Some(b(u));
+            }
+            let service = ev.get("destinationServiceName");
+            if rec.dest_host.is_none() {
+                let named = ev.get("dhost").or(service.filter(|s| s.contains('.')));
+                if let Some(h) = named {
+                    let d = dest_of(h);
+                    rec.dest_host = d.host;
+                    if rec.dest_ip.is_none() {
+                        rec.dest_ip = d.ip;
+                    }
+                }
+            }
+            if let Some(ip) = ev.get("dst") {
+                rec.dest_ip = Some(b(ip));
+            }
+            if rec.dest_host.is_none() && rec.dest_ip.is_none() {
+                return Err(SkipReason::Irrelevant("no destination"));
+            }
+            rec.ts = ["rt", "start", "end"]
+                .iter()
+                .find_map(|k| ev.get(k).and_then(time_of))
+                .or_else(|| prefix_time(ev.prefix))
+                .ok_or(SkipReason::BadTimestamp)?;
+            if let Some(p) = ev.get("dpt").and_then(util_b::port) {
+                rec.dest_port = Some(p);
+            }
+            rec.src_ip = ev.get("src").or(ev.get("c6a2")).map(b);
+            rec.user = ev.get("suser").filter(|u| !u.starts_with('{')).map(b);
+            rec.device = ev.get("shost").map(b);
+            rec.bytes_up = ev.get("in").map(util_b::bytes).unwrap_or(0);
+            rec.bytes_down = ev.get("out").map(util_b::bytes).unwrap_or(0);
+            rec.action = ev.get("act").map(util_b::action_of).unwrap_or_default();
+            rec.vendor_app = ev.get("app").or(service.filter(|s| !s.contains('.'))).map(b);
+            const CUSTOM: [(&str, &str); 6] = [
+                ("cs1Label", "cs1"),
+                ("cs2Label", "cs2"),
+                ("cs3Label", "cs3"),
+                ("cs4Label", "cs4"),
+                ("cs5Label", "cs5"),
+                ("cs6Label", "cs6"),
+            ];
+            let labelled_category = CUSTOM.iter().find_map(|(label, value)| {
+                let label = ev.get(label)?;
+                if label.to_ascii_lowercase().contains("categor") { ev.get(value) } else { None }
+            });
+            rec.vendor_category = ev.get("cat").or(labelled_category).map(b);
+            Ok(rec)
+        }
+
+        pub fn outcome(line: &str) -> Result<Record<'static>, SkipReason> {
+            let ev = parse_cef(line)?;
+            to_record(&ev).map(Record::into_owned)
+        }
+    }
+
+    fn fast_outcome(parser: &mut CefLines, line: &str) -> Result<Record<'static>, SkipReason> {
+        match parser.parse_line(line) {
+            LineOutcome::Record(r) => Ok(r.into_owned()),
+            LineOutcome::Skip(e) => Err(e),
+            LineOutcome::Header => Err(SkipReason::Malformed("header")),
+        }
+    }
+
+    const KEY_NAMES: &[&str] = &[
+        "request",
+        "destinationServiceName",
+        "dhost",
+        "dst",
+        "rt",
+        "start",
+        "end",
+        "dpt",
+        "src",
+        "c6a2",
+        "suser",
+        "shost",
+        "in",
+        "out",
+        "act",
+        "app",
+        "cat",
+        "cs1Label",
+        "cs2Label",
+        "cs3Label",
+        "cs4Label",
+        "cs5Label",
+        "cs6Label",
+        "cs1",
+        "cs2",
+        "cs3",
+        "cs4",
+        "cs5",
+        "cs6",
+    ];
+
+    #[test]
+    fn every_mapped_key_has_a_slot() {
+        assert_eq!(KEY_NAMES.len(), KEYS);
+        for (i, name) in KEY_NAMES.iter().enumerate() {
+            assert_eq!(Key::of(name).map(|k| k as usize), Some(i), "{name}");
+        }
+        assert_eq!(Key::of("Request"), None);
+    }
+
+    fn any_key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(KEY_NAMES).prop_map(str::to_string),
+            1 => prop::sample::select(&["msg", "spt", "cs1Labelx", "Request", "a.b", "x[1]"][..]).prop_map(str::to_string),
+        ]
+    }
+
+    fn any_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(
+                &[
+                    "1694428385000",
+                    "1691731769000;\"/file",
+                    "Jan 17 2020 08:52:10",
+                    "2020-03-29T13:19:22Z",
+                    "https://www.example.com:8443/x?a=b",
+                    "http://[2001:db8::1]:8080/",
+                    "slack.com",
+                    "10.0.0.1",
+                    "::ffff:1.2.3.4",
+                    "HTTPS",
+                    "a\\=b",
+                    "CORP\\\\alice",
+                    "{'x': 1}",
+                    "-",
+                    "null",
+                    " ",
+                    "",
+                    "Category Name",
+                    "DynCategory",
+                    "blocked",
+                    "permitted",
+                    "1200",
+                    "-5",
+                    "1e3",
+                    "443",
+                    "0",
+                    "x\\nY",
+                    "sl\\=ack.com",
+                    " padded ",
+                    "C:\\Windows",
+                    "\\",
+                    "é.example",
+                ][..]
+            )
+            .prop_map(str::to_string),
+            "[a-zA-Z0-9 .:/\\\\=;|{}-]{0,16}",
+        ]
+    }
+
+    fn any_line() -> impl Strategy<Value = String> {
+        let prefix = prop::sample::select(
+            &[
+                "",
+                "<14>Mar  1 00:00:00 host ",
+                "Jan 17 2020 08:52:10 fw01 ",
+                "<134>1 2020-03-29T13:19:22Z host ",
+                "<14>junk ",
+                "Mar 1 2021 ",
+                "CEF:x ",
+            ][..],
+        );
+        let header = prop::sample::select(
+            &["CEF:0|V|P|1|100|N|5|", "CEF:1|V\\|x|P|1|100|N|5|", "CEF:0|V|P|1|100|N|", "CEF:0|a\\\\|b|c|d|e|f|g|"][..],
+        );
+        let sep = prop::sample::select(&[" ", " ", ";", " ;", "\t", "  "][..]);
+        let pairs = prop::collection::vec((any_key(), any_value(), sep.clone()), 0..12);
+        // Most lines get a destination, a time and a labelled category so that the mapping
+        // past the early skips is exercised too.
+        let base = prop::collection::vec(
+            (
+                prop::sample::select(&["dst", "dhost", "rt", "cs2Label", "cs2", "destinationServiceName"][..]),
+                any_value(),
+                sep,
+            ),
+            0..6,
+        );
+        let label = prop::sample::select(&["", "cs3Label=Web Category cs3=News ", "cs1Label=categorY cs1=\\=x "][..]);
+        (prefix, header, label, base, pairs).prop_map(|(prefix, header, label, base, pairs)| {
+            let base: String = base.iter().map(|(k, v, s)| format!("{k}={v}{s}")).collect();
+            let ext: String = pairs.iter().map(|(k, v, s)| format!("{k}={v}{s}")).collect();
+            format!("{prefix}{header}{label}{base}{ext}")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn in_place_parser_matches_the_reference(line in any_line()) {
+            let want = reference::outcome(&line);
+            prop_assert_eq!(&fast_outcome(&mut CefLines::default(), &line), &want);
+            let public = parse_cef(&line).and_then(|ev| to_record(&ev).map(Record::into_owned));
+            prop_assert_eq!(&public, &want);
+            if let (Ok(ev), Ok(old)) = (parse_cef(&line), reference::parse_cef(&line)) {
+                prop_assert_eq!(ev.header, old.header);
+                prop_assert_eq!(ev.ext, old.ext);
+                prop_assert_eq!(ev.prefix, old.prefix);
+            }
+        }
+
+        #[test]
+        fn in_place_parser_matches_the_reference_on_any_text(line in "(CEF:0\\|)?[ -~]{0,200}") {
+            prop_assert_eq!(fast_outcome(&mut CefLines::default(), &line), reference::outcome(&line));
+        }
+
+        #[test]
+        fn buffers_carry_nothing_between_lines(a in any_line(), b in any_line()) {
+            let mut parser = CefLines::default();
+            let _ = parser.parse_line(&a);
+            prop_assert_eq!(fast_outcome(&mut parser, &b), reference::outcome(&b));
         }
     }
 

@@ -317,44 +317,75 @@ fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'[' | b']')
 }
 
+/// Where one extension key starts and where its `=` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvStart {
+    pub key: usize,
+    pub eq: usize,
+}
+
 /// Splits `k1=v one k2=v\=2` into pairs. A value runs to the whitespace before the next
 /// unescaped ` key=`, so values may contain spaces; `sep` is the pair separator besides
 /// whitespace (`;` for the non-conforming Cisco Firepower variant, else none).
 pub fn split_kv(ext: &str, sep: Option<u8>) -> Vec<RawPair<'_>> {
+    let mut starts = Vec::new();
+    kv_key_starts(ext, sep, &mut starts);
+    (0..starts.len()).filter_map(|n| kv_pair(ext, sep, &starts, n)).collect()
+}
+
+/// The key starts [`split_kv`] splits on, into a buffer the caller can reuse across lines.
+/// A key starts at a byte after a separator (or at 0) whose run of key bytes ends in `=`;
+/// the byte after a backslash never starts one.
+pub fn kv_key_starts(ext: &str, sep: Option<u8>, out: &mut Vec<KvStart>) {
+    out.clear();
     let b = ext.as_bytes();
-    // Positions of key starts: byte after a separator (or 0) whose run of key bytes ends in an
-    // unescaped '='.
-    let mut starts: Vec<(usize, usize)> = Vec::new(); // (key_start, eq_pos)
+    let is_sep = |c: u8| c == b' ' || c == b'\t' || Some(c) == sep;
     let mut i = 0;
-    while i < b.len() {
-        let at_boundary = i == 0 || b[i - 1] == b' ' || b[i - 1] == b'\t' || Some(b[i - 1]) == sep;
-        if at_boundary && is_key_byte(b[i]) {
-            let mut j = i;
-            while j < b.len() && is_key_byte(b[j]) {
-                j += 1;
-            }
-            if j < b.len() && b[j] == b'=' {
-                starts.push((i, j));
+    while let Some(&c) = b.get(i) {
+        let at_boundary = i == 0 || b.get(i - 1).is_some_and(|&p| is_sep(p));
+        if at_boundary && is_key_byte(c) {
+            let run = b.get(i..).map_or(0, |r| r.iter().position(|&k| !is_key_byte(k)).unwrap_or(r.len()));
+            let j = i + run;
+            if b.get(j) == Some(&b'=') {
+                out.push(KvStart { key: i, eq: j });
                 i = j + 1;
                 continue;
             }
         }
-        if b[i] == b'\\' {
+        if c == b'\\' {
+            i += 2;
+        } else if is_sep(c) {
             i += 1;
+        } else {
+            // Until the next separator or backslash no byte can start a key or an escape, so
+            // the byte-by-byte walk would only step over them: jump instead.
+            let rest = b.get(i + 1..).unwrap_or_default();
+            i += 1 + next_sep_or_escape(rest, sep).unwrap_or(rest.len());
         }
-        i += 1;
     }
-    let mut out = Vec::with_capacity(starts.len());
-    for (n, &(ks, eq)) in starts.iter().enumerate() {
-        let vend = starts.get(n + 1).map(|&(next, _)| next).unwrap_or(b.len());
-        let key = &ext[ks..eq];
-        let mut value = &ext[(eq + 1).min(vend)..vend];
-        if let Some(s) = sep {
-            value = value.strip_suffix(s as char).unwrap_or(value);
+}
+
+fn next_sep_or_escape(b: &[u8], sep: Option<u8>) -> Option<usize> {
+    let common = memchr::memchr3(b' ', b'\t', b'\\', b);
+    match sep {
+        Some(s) if !matches!(s, b' ' | b'\t' | b'\\') => {
+            let upto = common.unwrap_or(b.len());
+            memchr::memchr(s, b.get(..upto).unwrap_or_default()).or(common)
         }
-        out.push(RawPair { key, value: value.trim_matches([' ', '\t']) });
+        _ => common,
     }
-    out
+}
+
+/// Pair `n` of the starts found by [`kv_key_starts`]; its value runs to the next key.
+pub fn kv_pair<'a>(ext: &'a str, sep: Option<u8>, starts: &[KvStart], n: usize) -> Option<RawPair<'a>> {
+    let KvStart { key: ks, eq } = *starts.get(n)?;
+    let vend = starts.get(n + 1).map_or(ext.len(), |next| next.key);
+    let key = ext.get(ks..eq)?;
+    let mut value = ext.get((eq + 1).min(vend)..vend)?;
+    if let Some(s) = sep {
+        value = value.strip_suffix(s as char).unwrap_or(value);
+    }
+    Some(RawPair { key, value: value.trim_matches([' ', '\t']) })
 }
 
 /// Undoes CEF extension escaping: `\=`, `\\`, `\n`, `\r`; any other backslash stays.
@@ -415,6 +446,29 @@ pub fn split_header(s: &str, n: usize) -> Option<(Vec<String>, &str)> {
                 }
             }
             _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Where the extension starts after `n` unescaped `|`, splitting exactly as [`split_header`]
+/// does but without building the fields (the CEF record mapping never reads them).
+pub fn header_end(s: &str, n: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut fields = 0;
+    while let Some(off) = memchr::memchr2(b'\\', b'|', b.get(i..)?) {
+        let p = i + off;
+        if b.get(p) == Some(&b'|') {
+            fields += 1;
+            i = p + 1;
+            if fields == n {
+                return Some(i);
+            }
+        } else if matches!(b.get(p + 1), Some(b'|') | Some(b'\\')) {
+            i = p + 2;
+        } else {
+            i = p + 1;
         }
     }
     None
@@ -796,6 +850,67 @@ mod tests {
         let p = split_kv("rt=1;start=2 ;src=1.2.3.4", Some(b';'));
         let got: Vec<_> = p.iter().map(|p| (p.key, p.value)).collect();
         assert_eq!(got, vec![("rt", "1"), ("start", "2"), ("src", "1.2.3.4")]);
+    }
+}
+
+#[cfg(test)]
+mod kv_equivalence {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The byte-by-byte splitter [`split_kv`] replaced, kept as the reference.
+    fn split_kv_reference(ext: &str, sep: Option<u8>) -> Vec<RawPair<'_>> {
+        let b = ext.as_bytes();
+        let mut starts: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let at_boundary = i == 0 || b[i - 1] == b' ' || b[i - 1] == b'\t' || Some(b[i - 1]) == sep;
+            if at_boundary && is_key_byte(b[i]) {
+                let mut j = i;
+                while j < b.len() && is_key_byte(b[j]) {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == b'=' {
+                    starts.push((i, j));
+                    i = j + 1;
+                    continue;
+                }
+            }
+            if b[i] == b'\\' {
+                i += 1;
+            }
+            i += 1;
+        }
+        let mut out = Vec::with_capacity(starts.len());
+        for (n, &(ks, eq)) in starts.iter().enumerate() {
+            let vend = starts.get(n + 1).map(|&(next, _)| next).unwrap_or(b.len());
+            let key = &ext[ks..eq];
+            let mut value = &ext[(eq + 1).min(vend)..vend];
+            if let Some(s) = sep {
+                value = value.strip_suffix(s as char).unwrap_or(value);
+            }
+            out.push(RawPair { key, value: value.trim_matches([' ', '\t']) });
+        }
+        out
+    }
+
+    /// The allocating splitter [`header_end`] mirrors.
+    fn header_end_reference(s: &str, n: usize) -> Option<usize> {
+        split_header(s, n).map(|(_, rest)| s.len() - rest.len())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn split_kv_matches_the_byte_walk(ext in "([a-c=;|\\\\ \t.\\[\\]_-]|key|cs1Label|é){0,40}",
+                                          sep in prop::sample::select(vec![None, Some(b';'), Some(b' '), Some(b'\\'), Some(b'a'), Some(b'=')])) {
+            prop_assert_eq!(split_kv(&ext, sep), split_kv_reference(&ext, sep));
+        }
+
+        #[test]
+        fn header_end_matches_split_header(s in "([a|\\\\ =]|é){0,30}", n in 0usize..9) {
+            prop_assert_eq!(header_end(&s, n), header_end_reference(&s, n));
+        }
     }
 }
 
