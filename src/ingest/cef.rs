@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use super::util_b::{
     self, Dest, KvStart, RawPair, cef_unescape_value, clean, dest_of, header_end, kv_key_starts, kv_pair, split_header,
 };
-use super::{LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, RecordKind, SkipReason};
+use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Cef];
 
@@ -28,14 +28,7 @@ impl LogFormat for Cef {
         "ArcSight Common Event Format (CEF:0/1), optional syslog prefix; Cisco Firepower ';' variant"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let votes = LineVotes::count(lines, 10, |l| cef_start(l).and_then(|i| split_header(&l[i + 4..], 7)).is_some());
-        if votes.hits == 0 {
-            0
-        } else if votes.share_at_least(1, 2) {
-            92
-        } else {
-            60
-        }
+        super::tagged_header_score(lines, "CEF:", 7)
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(CefLines::default()))

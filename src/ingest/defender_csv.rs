@@ -201,9 +201,7 @@ bad-time,pc1,ConnectionSuccess,1.2.3.5,443,x.com,x\n";
 
     #[test]
     fn sample_is_detected() {
-        let text = std::fs::read_to_string(SAMPLE).unwrap();
-        let first = text.lines().next().unwrap().trim_start_matches('\u{feff}');
-        assert_eq!(registry::detect(&[first]).map(|f| f.name()), Some("defender-csv"));
+        assert_eq!(crate::ingest::test_support::detected_from_header(SAMPLE), Some("defender-csv"));
     }
 
     proptest::proptest! {

@@ -210,6 +210,34 @@ impl<'de> DeserializeSeed<'de> for Skip {
     }
 }
 
+/// The visits of JSON scalars and null, all giving `$v`: what a visitor yields where it wanted
+/// a container (or, for [`SkipVisitor`], accepts anything).
+macro_rules! scalars_give {
+    ($v:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+    };
+}
+
 struct SkipVisitor;
 
 impl<'de> Visitor<'de> for SkipVisitor {
@@ -217,27 +245,7 @@ impl<'de> Visitor<'de> for SkipVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_none<E>(self) -> Result<(), E> {
-        Ok(())
-    }
+    scalars_give!(());
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element_seed(Skip)?.is_some() {}
         Ok(())
@@ -359,27 +367,7 @@ impl<'de> Visitor<'de> for PropsVisitor {
         }
         Ok(Some(props))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    scalars_give!(None);
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         SkipVisitor.visit_seq(seq).map(|()| None)
     }
@@ -412,27 +400,7 @@ impl<'de> Visitor<'de> for RecordsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         SkipVisitor.visit_map(map).map(|()| None)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    scalars_give!(None);
 }
 
 /// A batch item: its own `records` mean nothing.
@@ -467,27 +435,7 @@ impl<'de> Visitor<'de> for EventVisitor {
         }
         Ok(ev)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Event<'de>, E> {
-        Ok(Event::default())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Event<'de>, E> {
-        Ok(Event::default())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Event<'de>, E> {
-        Ok(Event::default())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Event<'de>, E> {
-        Ok(Event::default())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Event<'de>, E> {
-        Ok(Event::default())
-    }
-    fn visit_unit<E>(self) -> Result<Event<'de>, E> {
-        Ok(Event::default())
-    }
-    fn visit_none<E>(self) -> Result<Event<'de>, E> {
-        Ok(Event::default())
-    }
+    scalars_give!(Event::default());
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Event<'de>, A::Error> {
         SkipVisitor.visit_seq(seq).map(|()| Event::default())
     }

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDateTime};
 
 use super::util_b::{self, clean, dest_of, split_header, split_kv};
-use super::{LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, RecordKind, SkipReason};
+use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Leef];
 
@@ -29,14 +29,7 @@ impl LogFormat for Leef {
         "IBM QRadar Log Event Extended Format (LEEF 1.0 / 2.0), optional syslog prefix"
     }
     fn sniff(&self, lines: &[&str]) -> u8 {
-        let votes = LineVotes::count(lines, 10, |l| leef_start(l).and_then(|i| split_header(&l[i + 5..], 5)).is_some());
-        if votes.hits == 0 {
-            0
-        } else if votes.share_at_least(1, 2) {
-            92
-        } else {
-            60
-        }
+        super::tagged_header_score(lines, "LEEF:", 5)
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(LeefLines))

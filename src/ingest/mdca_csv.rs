@@ -82,7 +82,7 @@ pub fn map_row<'r>(f: &'r CsvRow<'r>) -> Result<Record<'r>, SkipReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{parse_all, registry};
+    use crate::ingest::parse_all;
 
     const SAMPLE: &str =
         concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/plaso/mcas-activity-log/m365_activity_log_002.csv");
@@ -127,9 +127,7 @@ mod tests {
 
     #[test]
     fn sample_is_detected() {
-        let text = std::fs::read_to_string(SAMPLE).unwrap();
-        let first = text.lines().next().unwrap().trim_start_matches('\u{feff}');
-        assert_eq!(registry::detect(&[first]).map(|f| f.name()), Some("mdca-csv"));
+        assert_eq!(crate::ingest::test_support::detected_from_header(SAMPLE), Some("mdca-csv"));
     }
 
     proptest::proptest! {

@@ -129,6 +129,24 @@ impl LineVotes {
     }
 }
 
+/// Sniff score of a tagged-header format (CEF, LEEF): 92 when at least half of the first lines
+/// carry `tag` followed by `fields` `|`-separated header fields, 60 when some do, else 0.
+pub(crate) fn tagged_header_score(lines: &[&str], tag: &str, fields: usize) -> u8 {
+    let votes = LineVotes::count(lines, 10, |l| {
+        tagged_start(l, tag)
+            .and_then(|i| l.get(i + tag.len()..))
+            .and_then(|h| util_b::split_header(h, fields))
+            .is_some()
+    });
+    if votes.hits == 0 {
+        0
+    } else if votes.share_at_least(1, 2) {
+        92
+    } else {
+        60
+    }
+}
+
 /// Where a `TAG<digit>` header (`CEF:0`, `LEEF:2`) starts in a line, if anywhere: after a
 /// syslog prefix, and not fooled by the tag appearing without a version.
 pub(crate) fn tagged_start(line: &str, tag: &str) -> Option<usize> {

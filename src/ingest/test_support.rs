@@ -71,6 +71,14 @@ pub fn detected_as(rel: &str) -> Option<&'static str> {
     super::registry::detect(&refs).map(|f| f.name())
 }
 
+/// The format `registry::detect` picks from a file's header line alone (CSV exports, whose
+/// first line is all there is to go on).
+pub fn detected_from_header(path: &str) -> Option<&'static str> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let first = text.lines().next()?.trim_start_matches('\u{feff}');
+    super::registry::detect(&[first]).map(|f| f.name())
+}
+
 /// None of `formats` claims any other format's sample (sniff score below 50); `own` are the
 /// path prefixes of the formats' own samples.
 pub fn assert_rejects_others(formats: &[&dyn super::LogFormat], own: &[&str]) {
