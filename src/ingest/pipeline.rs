@@ -37,11 +37,14 @@ pub struct ImportOptions {
     pub batch_lines: u64,
     /// How many skipped-line examples to keep per file.
     pub examples: usize,
+    /// Roll-up rows held in memory before they are written mid-file (they are always written
+    /// at the end of a file): ~80 bytes each.
+    pub rollup_flush_rows: usize,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { format: None, batch_lines: 50_000, examples: 5 }
+        ImportOptions { format: None, batch_lines: 50_000, examples: 5, rollup_flush_rows: 300_000 }
     }
 }
 
@@ -449,9 +452,9 @@ struct Resolver<'s> {
 
 /// Roll-up rows held back before they are written. An import's batches hit the same app ×
 /// user pairs again and again: writing the roll-ups once per file rather than once per batch
-/// took the writer from 1.8 s to ~1 s on 2 M Squid lines. The cap bounds memory (~80 bytes a
-/// row) on caches with many users; the interval keeps a long import visible in a console.
-const ROLLUP_FLUSH_ROWS: usize = 300_000;
+/// took the writer from 1.8 s to ~1 s on 2 M Squid lines. A row cap
+/// ([`ImportOptions::rollup_flush_rows`]) bounds memory on caches with many users; the
+/// interval keeps a long import visible in a console.
 const ROLLUP_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The writer's roll-ups not yet written, and whether the cache already says so.
@@ -460,17 +463,18 @@ struct HeldRollups {
     /// [`crate::store::write::ROLLUPS_PENDING`] is set in the committed state.
     marked: bool,
     since: Instant,
+    cap: usize,
 }
 
 impl HeldRollups {
-    fn new() -> HeldRollups {
-        HeldRollups { rows: Rollups::default(), marked: false, since: Instant::now() }
+    fn new(cap: usize) -> HeldRollups {
+        HeldRollups { rows: Rollups::default(), marked: false, since: Instant::now(), cap }
     }
 
     /// Inside the batch's transaction: writes the held roll-ups when due (or `now`), else
     /// records that the cache's roll-ups lag its facts, so a crash is repaired on next open.
     fn settle(&mut self, store: &Store, now: bool) -> Result<(), StoreError> {
-        let due = now || self.rows.rows() >= ROLLUP_FLUSH_ROWS || self.since.elapsed() >= ROLLUP_FLUSH_INTERVAL;
+        let due = now || self.rows.rows() >= self.cap || self.since.elapsed() >= ROLLUP_FLUSH_INTERVAL;
         if due {
             store.write_rollups(std::mem::take(&mut self.rows))?;
             if self.marked {
@@ -775,7 +779,7 @@ fn run_import(
         dests: Vec::new(),
         apps: EnsuredApps::default(),
     };
-    let mut held = HeldRollups::new();
+    let mut held = HeldRollups::new(opts.rollup_flush_rows);
     let (parsed, written) = std::thread::scope(|scope| {
         let shared = &shared;
         let max_examples = opts.examples;
