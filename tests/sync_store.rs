@@ -134,14 +134,18 @@ fn full_sync_counts_match_what_the_fake_tenant_served() {
     let c = Connection::open(&db).unwrap();
     for a in &mem.discovered_apps {
         let d = lower(a.domains.first().unwrap());
-        let score: Option<f64> = c
+        let (score, users, upload, last_seen): (Option<f64>, Option<i64>, Option<i64>, Option<i64>) = c
             .query_row(
-                "SELECT a.mdca_score FROM domains d JOIN apps a ON a.id = d.app_id WHERE d.name = ?1",
+                "SELECT a.mdca_score, a.mdca_users, a.mdca_upload, a.mdca_last_seen
+                 FROM domains d JOIN apps a ON a.id = d.app_id WHERE d.name = ?1",
                 [&d],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .unwrap();
         assert_eq!(score, a.risk_score.map(|s| s as f64), "{d}");
+        // MDCA's own counts, kept beside ours.
+        assert_eq!((users, upload), (Some(a.users as i64), Some(a.upload_bytes as i64)), "{d}");
+        assert_eq!(last_seen, a.last_seen_unix, "{d}");
     }
     assert_eq!(q(&db, "SELECT count(*) FROM apps WHERE tag != 0"), 0);
     assert!(q(&db, "SELECT count(*) FROM apps WHERE mdca_tag = 'unsanctioned'") > 0);

@@ -456,7 +456,7 @@ pub fn app_detail(r: AppDetailRows<'_>) -> ViewData {
             ("Risk".into(), format!("{:.0}/10 · {}", a.score.0, risk_label(a.score.level()))),
             ("Tag".into(), tag_fact(a, r.tag_profile)),
             ("MDE indicators".into(), outbox_summary(r.outbox)),
-            ("Defender for Cloud Apps".into(), mdca_fact(a)),
+            ("Defender for Cloud Apps".into(), mdca_detail(a)),
             ("Users · devices".into(), format!("{} · {}", r.users.total, r.devices.total)),
             ("Traffic".into(), format!("up {} · down {}", human_bytes(up), human_bytes(down))),
         ],
@@ -507,6 +507,25 @@ fn mdca_fact(a: &AppRow) -> String {
             format!("{score} · {}", tag.filter(|t| !t.is_empty()).unwrap_or("untagged"))
         }
     }
+}
+
+/// The app page's MDCA line: score and tag, then what MDCA itself counted for the app (users and
+/// traffic this cache may never have imported).
+fn mdca_detail(a: &AppRow) -> String {
+    let mut line = mdca_fact(a);
+    if let Some(m) = a.mdca_usage {
+        line.push_str(&format!(
+            " · {} users · up {} · down {} · {} trans.",
+            m.users,
+            human_bytes(m.upload),
+            human_bytes(m.download),
+            m.transactions
+        ));
+        if let Some(ts) = m.last_seen_unix {
+            line.push_str(&format!(" · last seen {}", Day::from_unix(ts)));
+        }
+    }
+    line
 }
 
 /// "UNSANCT · profile no-kiosks · labels pilot, legal-review".
@@ -769,5 +788,32 @@ mod tests {
         assert_eq!(usage_as_entities(&rows, false, 3).title, "Devices");
         assert_eq!(group_thousands(1_234_567), "1,234,567");
         assert_eq!(group_thousands(999), "999");
+    }
+
+    /// The app page's MDCA line carries MDCA's own counts once a sync brought them, read back
+    /// from the cache as the console reads it.
+    #[test]
+    fn app_page_shows_what_mdca_counted() {
+        let store = crate::store::Store::open_in_memory().unwrap();
+        let (_, app) = store.intern_host("www.dropbox.com", crate::catalog::Catalog::builtin()).unwrap();
+        let row = |s: &crate::store::Store| s.app(app, crate::domain::Period::ALL).unwrap().unwrap();
+        assert_eq!(mdca_detail(&row(&store)), "not synced");
+        store
+            .conn
+            .execute(
+                "UPDATE apps SET mdca_score = 8, mdca_tag = 'sanctioned', mdca_users = 1234, mdca_transactions = 56,
+                    mdca_upload = 7000000, mdca_download = 9000, mdca_last_seen = 1764028800 WHERE id = ?1",
+                [app.0],
+            )
+            .unwrap();
+        assert_eq!(
+            mdca_detail(&row(&store)),
+            format!(
+                "8/10 · sanctioned · 1234 users · up {} · down {} · 56 trans. · last seen {}",
+                human_bytes(7_000_000),
+                human_bytes(9000),
+                Day::from_unix(1_764_028_800)
+            )
+        );
     }
 }

@@ -29,6 +29,18 @@ pub struct AppRow {
     /// Defender for Cloud Apps' own view of the app, when synced: its score and tag.
     pub mdca_score: Option<f32>,
     pub mdca_tag: Option<String>,
+    /// And its own counts, over the sync's discovery period.
+    pub mdca_usage: Option<MdcaUsage>,
+}
+
+/// What Defender for Cloud Apps counted for a discovered app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MdcaUsage {
+    pub users: u64,
+    pub transactions: u64,
+    pub upload: u64,
+    pub download: u64,
+    pub last_seen_unix: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -180,13 +192,24 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<AppRow> {
         labels: r.get::<_, Option<String>>(16)?.unwrap_or_default(),
         mdca_score: r.get::<_, Option<f64>>(17)?.map(|s| s as f32),
         mdca_tag: r.get(18)?,
+        mdca_usage: match r.get::<_, Option<i64>>(19)? {
+            None => None,
+            Some(users) => Some(MdcaUsage {
+                users: u(users),
+                transactions: u(r.get::<_, Option<i64>>(20)?.unwrap_or(0)),
+                upload: u(r.get::<_, Option<i64>>(21)?.unwrap_or(0)),
+                download: u(r.get::<_, Option<i64>>(22)?.unwrap_or(0)),
+                last_seen_unix: r.get(23)?,
+            }),
+        },
     })
 }
 
 const APP_COLUMNS: &str = "a.id, a.key, a.name, a.vendor, a.category, a.unknown, a.score, a.risk_override, a.tag,
     coalesce(s.users, 0), coalesce(s.devices, 0), coalesce(s.bytes_up, 0), coalesce(s.bytes_down, 0),
     coalesce(s.transactions, 0), f.first_day, f.last_day,
-    (SELECT group_concat(label, ', ') FROM app_labels l WHERE l.app_id = a.id), a.mdca_score, a.mdca_tag";
+    (SELECT group_concat(label, ', ') FROM app_labels l WHERE l.app_id = a.id), a.mdca_score, a.mdca_tag,
+    a.mdca_users, a.mdca_transactions, a.mdca_upload, a.mdca_download, a.mdca_last_seen";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {

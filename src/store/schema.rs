@@ -4,7 +4,7 @@
 /// `PRAGMA application_id`: marks the file as a shadowscope cache ("SSCP").
 pub const APPLICATION_ID: i64 = 0x5353_4350;
 
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -297,4 +297,15 @@ CREATE TABLE app_labels(
     label TEXT NOT NULL,
     PRIMARY KEY(app_id, label)
 ) STRICT, WITHOUT ROWID;
+"#;
+
+/// Version 3: Defender for Cloud Apps' own counts for a discovered app (over its sync period),
+/// shown beside ours: MDCA may see users and traffic (other streams, other appliances) that
+/// this cache never imported.
+const V3: &str = r#"
+ALTER TABLE apps ADD COLUMN mdca_users INTEGER;
+ALTER TABLE apps ADD COLUMN mdca_transactions INTEGER;
+ALTER TABLE apps ADD COLUMN mdca_upload INTEGER;
+ALTER TABLE apps ADD COLUMN mdca_download INTEGER;
+ALTER TABLE apps ADD COLUMN mdca_last_seen INTEGER;
 "#;

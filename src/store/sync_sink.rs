@@ -239,10 +239,23 @@ impl<'a> StoreSink<'a> {
     fn write_discovered_apps(&mut self, page: &[DiscoveredApp]) -> Result<()> {
         for a in page {
             let Some(app) = self.local_app(a)? else { continue };
-            // Only MDCA's columns: the analyst's own tag is never taken from MDCA.
+            // Only MDCA's columns: the analyst's own tag is never taken from MDCA. Two discovered
+            // apps on one local app (two streams): the later page's figures stand, as for the score.
             self.store.conn.execute(
-                "UPDATE apps SET mdca_score = coalesce(?2, mdca_score), mdca_tag = ?3, mdca_id = ?4 WHERE id = ?1",
-                params![app.0, a.risk_score.map(|s| s as f64), a.tag.as_str(), a.id],
+                "UPDATE apps SET mdca_score = coalesce(?2, mdca_score), mdca_tag = ?3, mdca_id = ?4, mdca_users = ?5,
+                    mdca_transactions = ?6, mdca_upload = ?7, mdca_download = ?8, mdca_last_seen = ?9
+                 WHERE id = ?1",
+                params![
+                    app.0,
+                    a.risk_score.map(|s| s as f64),
+                    a.tag.as_str(),
+                    a.id,
+                    sat(a.users),
+                    sat(a.transactions),
+                    sat(a.upload_bytes),
+                    sat(a.download_bytes),
+                    a.last_seen_unix
+                ],
             )?;
         }
         Ok(())
@@ -422,4 +435,9 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// API counters into SQLite integers (which stop at i64::MAX).
+fn sat(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
