@@ -11,6 +11,7 @@ pub mod demo;
 pub mod domain;
 pub mod event;
 pub mod ingest;
+mod json_visit;
 pub mod private_fs;
 pub mod runtime;
 pub mod sanitize;

@@ -6,6 +6,7 @@
 //! Tables: DeviceNetworkEvents and CloudAppEvents → Traffic; DeviceLogonEvents and
 //! IdentityLogonEvents (successful only) → Logon; DeviceInfo → one Logon per `LoggedOnUsers`
 //! entry; everything else is counted as irrelevant.
+use crate::json_visit::scalars_are_empty;
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, BufRead};
@@ -210,34 +211,6 @@ impl<'de> DeserializeSeed<'de> for Skip {
     }
 }
 
-/// The visits of JSON scalars and null, all giving `$v`: what a visitor yields where it wanted
-/// a container (or, for [`SkipVisitor`], accepts anything).
-macro_rules! scalars_give {
-    ($v:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($v)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($v)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($v)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($v)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($v)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($v)
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok($v)
-        }
-    };
-}
-
 struct SkipVisitor;
 
 impl<'de> Visitor<'de> for SkipVisitor {
@@ -245,7 +218,7 @@ impl<'de> Visitor<'de> for SkipVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    scalars_give!(());
+    scalars_are_empty!(Self::Value);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element_seed(Skip)?.is_some() {}
         Ok(())
@@ -367,7 +340,7 @@ impl<'de> Visitor<'de> for PropsVisitor {
         }
         Ok(Some(props))
     }
-    scalars_give!(None);
+    scalars_are_empty!(Self::Value);
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         SkipVisitor.visit_seq(seq).map(|()| None)
     }
@@ -400,7 +373,7 @@ impl<'de> Visitor<'de> for RecordsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         SkipVisitor.visit_map(map).map(|()| None)
     }
-    scalars_give!(None);
+    scalars_are_empty!(Self::Value);
 }
 
 /// A batch item: its own `records` mean nothing.
@@ -435,7 +408,7 @@ impl<'de> Visitor<'de> for EventVisitor {
         }
         Ok(ev)
     }
-    scalars_give!(Event::default());
+    scalars_are_empty!(Self::Value);
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Event<'de>, A::Error> {
         SkipVisitor.visit_seq(seq).map(|()| Event::default())
     }

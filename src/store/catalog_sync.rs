@@ -274,15 +274,8 @@ mod tests {
     fn rollup_rows(s: &Store) -> Vec<String> {
         let mut out = Vec::new();
         for table in ["app_day", "domain_total", "app_user", "app_device", "user_day", "device_day"] {
-            let mut st = s.conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).unwrap();
-            let n = st.column_count();
-            let rows = st
-                .query_map([], |r| {
-                    let cells: Vec<String> = (0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect();
-                    Ok(format!("{table}: {}", cells.join(" ")))
-                })
-                .unwrap();
-            out.extend(rows.map(|r| r.unwrap()));
+            let rows = s.dump_rows(&format!("SELECT * FROM {table} ORDER BY 1, 2"));
+            out.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
         }
         out
     }

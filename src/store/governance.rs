@@ -1,7 +1,7 @@
 //! The cache side of governance: scoped profiles, the indicator outbox (producer side), the
 //! inputs of the alert policies, and alert rows (create, bump, relabel, resolve, export marks).
 //! Decisions are made in `crate::actions`; this file only reads and writes rows.
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, i, u};
 use crate::actions::alert_export::{AlertEvent, AlertRecord};
 use crate::actions::indicators::{OutboxOp, ScopedProfile};
 use crate::actions::policy::{AlertCandidate, DedupKey, OpenAlert, PolicyApp, PolicyKind, PolicyUser, UsageFact};
@@ -65,14 +65,6 @@ fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageFact> {
         upload_bytes: u(r.get(3)?),
         devices: parse_device_list(&r.get::<_, Option<String>>(4)?.unwrap_or_default()),
     })
-}
-
-fn u(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-fn i(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Store {

@@ -155,6 +155,16 @@ fn prepare_private_file(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A count into an SQLite integer, which stops at `i64::MAX`.
+pub(crate) fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An SQLite integer read back as a count; a negative one (never written) reads as 0.
+pub(crate) fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
 impl Store {
     /// Opens (creating if needed) a read-write cache and migrates it to the current schema.
     /// Fails with [`StoreError::Locked`] while another process is the cache's writer; a second
@@ -302,6 +312,18 @@ impl Store {
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
         use rusqlite::OptionalExtension;
         Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    /// Every row `sql` returns, each as its cells' debug text: for tests comparing two ways of
+    /// computing a table.
+    #[cfg(test)]
+    pub(crate) fn dump_rows(&self, sql: &str) -> Vec<String> {
+        let mut st = self.conn.prepare(sql).unwrap();
+        let n = st.column_count();
+        let rows = st
+            .query_map([], |r| Ok((0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect::<Vec<_>>().join(" ")))
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect()
     }
 
     pub fn integrity_check(&self) -> Result<String> {

@@ -1,6 +1,6 @@
 //! Typed read models for the views. Each reads summaries or indexed roll-ups, never raw facts,
 //! so even a 50,000-user cache answers in milliseconds.
-use super::{Result, Store};
+use super::{Result, Store, u};
 use crate::domain::{AppId, Day, DeviceId, IdentityRisk, Period, RiskScore, Severity, Tag, UserId};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -160,10 +160,6 @@ pub struct Counts {
     pub unknown_apps: u64,
     pub facts: u64,
     pub latest_day: Option<Day>,
-}
-
-fn u(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 fn day_opt(v: Option<i64>) -> Option<Day> {

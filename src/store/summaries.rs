@@ -167,15 +167,6 @@ mod tests {
     use crate::catalog::Catalog;
     use crate::demo::{DemoOptions, generate};
 
-    fn dump(s: &Store, sql: &str) -> Vec<String> {
-        let mut st = s.conn.prepare(sql).unwrap();
-        let n = st.column_count();
-        let rows = st
-            .query_map([], |r| Ok((0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect::<Vec<_>>().join(" ")))
-            .unwrap();
-        rows.map(|r| r.unwrap()).collect()
-    }
-
     /// The one-pass summaries hold exactly what the SQL definitions they replaced computed,
     /// on demo data with an unsanctioned app, high-risk apps, shared devices and idle users.
     #[test]
@@ -196,8 +187,7 @@ mod tests {
         let mut want_apps = Vec::new();
         for p in Period::PRESETS {
             let cut = p.cutoff(latest).0;
-            want_apps.extend(dump(
-                &s,
+            want_apps.extend(s.dump_rows(
                 &format!(
                     "SELECT {days}, d.app_id,
                        (SELECT count(*) FROM app_user u WHERE u.app_id = d.app_id AND u.last_day >= {cut} AND u.user_id != 0),
@@ -209,13 +199,12 @@ mod tests {
             ));
         }
         want_apps.sort();
-        let mut got_apps = dump(&s, "SELECT * FROM app_summary");
+        let mut got_apps = s.dump_rows("SELECT * FROM app_summary");
         got_apps.sort();
         assert!(want_apps.len() > 100, "{}", want_apps.len());
         assert_eq!(got_apps, want_apps);
 
-        let want_users = dump(
-            &s,
+        let want_users = s.dump_rows(
             "SELECT u.id,
                (SELECT count(DISTINCT device_id) FROM user_devices e WHERE e.user_id = u.id),
                count(au.app_id), coalesce(sum(au.bytes_up), 0), coalesce(sum(au.bytes_down), 0),
@@ -224,8 +213,7 @@ mod tests {
              FROM users u LEFT JOIN app_user au ON au.user_id = u.id LEFT JOIN apps a ON a.id = au.app_id
              WHERE u.id != 0 GROUP BY u.id ORDER BY u.id",
         );
-        let got_users = dump(
-            &s,
+        let got_users = s.dump_rows(
             "SELECT user_id, devices, apps, bytes_up, bytes_down, unsanctioned_up, risky_up, last_day
              FROM user_summary ORDER BY user_id",
         );

@@ -4,7 +4,7 @@
 //! Names are interned exactly as the import pipeline does (users lower-cased, devices as the
 //! source spells them, hosts through the catalog), so synced and imported rows join.
 use super::write::{Counters, EdgeKey, FactBatch, FactKey};
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, i};
 use crate::catalog::{Catalog, Identified};
 use crate::domain::{AppId, DeviceId, DomainId, UNKNOWN_DEVICE, UNKNOWN_USER, UserId};
 use crate::sync::{
@@ -250,10 +250,10 @@ impl<'a> StoreSink<'a> {
                     a.risk_score.map(|s| s as f64),
                     a.tag.as_str(),
                     a.id,
-                    sat(a.users),
-                    sat(a.transactions),
-                    sat(a.upload_bytes),
-                    sat(a.download_bytes),
+                    i(a.users),
+                    i(a.transactions),
+                    i(a.upload_bytes),
+                    i(a.download_bytes),
                     a.last_seen_unix
                 ],
             )?;
@@ -435,9 +435,4 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
-}
-
-/// API counters into SQLite integers (which stop at i64::MAX).
-fn sat(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -1,7 +1,7 @@
 //! Writes: interning of users / devices / hosts, per-batch fact application with roll-ups,
 //! summaries, tags and settings. Callers bracket batches with `begin` / `commit` so a killed
 //! process leaves either the whole batch or none of it.
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, i};
 use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Severity, Tag, UserId};
 use rusqlite::{OptionalExtension, params};
@@ -224,10 +224,6 @@ fn merge_span(map: &mut FastMap<(i64, i64), Span>, key: (i64, i64), day: Day, c:
     s.bytes_up += c.bytes_up;
     s.bytes_down += c.bytes_down;
     s.transactions += c.transactions;
-}
-
-fn i(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// What [`Store::set_risk_override`] changed.

@@ -3,33 +3,10 @@
 //! synced type at once, so an answer never exists as a `serde_json::Value` tree (~0.5 KB a
 //! row; answers reach 100,000–500,000 rows). The cell accessors keep the exact semantics of
 //! the `j_*` helpers in `mod.rs`, so rows come out the same as from a `Value`.
+use crate::json_visit::scalars_are_empty;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
-
-/// Visitor methods for the scalar shapes, all meaning "nothing here".
-macro_rules! scalars_are_empty {
-    ($out:ty) => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$out, E> {
-            Ok(Default::default())
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$out, E> {
-            Ok(Default::default())
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$out, E> {
-            Ok(Default::default())
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$out, E> {
-            Ok(Default::default())
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<$out, E> {
-            Ok(Default::default())
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<$out, E> {
-            Ok(Default::default())
-        }
-    };
-}
 
 /// One JSON value as the row mappers need it; objects and other shapes are skipped unread.
 #[derive(Debug, Clone, PartialEq)]

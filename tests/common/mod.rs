@@ -9,6 +9,19 @@ pub mod cache;
 /// delimiters, so it survives as one field in every format; each sequence is tagged with a
 /// marker word so a leak can be told apart from the styling escapes the crossterm backend writes.
 pub const PAYLOAD: &str = "\u{1b}[2Jclr\u{1b}]0;ttl\u{7}\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]8;;http://x.test/\u{7}lnk\u{1b}]8;;\u{7}\u{85}nel\u{9b}31mcsi\u{7f}del\u{0}nul\u{202e}rlo\u{200b}zw";
+
+/// How each part of [`PAYLOAD`] must appear on screen: escaped, visible, never dropped.
+pub const PAYLOAD_SHOWN: [&str; 9] = [
+    "\\e[2Jclr",
+    "\\e]0;ttl",
+    "\\e]52;c;",
+    "\\u{85}nel",
+    "\\u{9b}31mcsi",
+    "\\u{7f}del",
+    "\\u{0}nul",
+    "\\u{202e}rlo",
+    "\\u{200b}zw",
+];
 use ratatui::backend::{CrosstermBackend, TestBackend};
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
