@@ -207,6 +207,7 @@ struct Outcome {
     cpu: f64,
     peak_rss: f64,
     rows: u64,
+    packed_rows: u64,
     cache: u64,
     timings: shadowscope::ingest::pipeline::ImportTimings,
 }
@@ -229,8 +230,10 @@ fn run_import(file: &Path, _size: u64, a: &Args) -> Outcome {
     let cpu = cpu_seconds() - cpu0;
     let peak_rss = peak_rss_mib();
     drop(store);
-    let conn = rusqlite::Connection::open(&db).expect("reopen cache");
-    let rows = conn.query_row("SELECT count(*) FROM traffic_daily", [], |r| r.get::<_, i64>(0)).map_or(0, |n| n as u64);
+    let conn = shadowscope::store::raw_connection(&db).expect("reopen cache");
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_or(0, |n| n as u64);
+    let rows = count("SELECT count(*) FROM traffic_daily");
+    let packed_rows = count("SELECT count(*) FROM traffic_packed");
     check_rollups(&conn);
     drop(conn);
     let cache: u64 = ["", "-wal", "-shm"]
@@ -248,6 +251,7 @@ fn run_import(file: &Path, _size: u64, a: &Args) -> Outcome {
         cpu,
         peak_rss,
         rows,
+        packed_rows,
         cache,
         timings: r.timings,
     }
@@ -285,7 +289,12 @@ fn print_detail(r: &Outcome, size: u64, parse_s: f64, identify_s: f64) {
         lines as f64 / r.cpu.max(1e-9)
     );
     println!("peak RSS:     {:.1} MiB (VmHWM, whole process so far)", r.peak_rss);
-    println!("cache size:   {:.1} MB ({} traffic_daily rows)", r.cache as f64 / 1e6, r.rows);
+    println!(
+        "cache size:   {:.1} MB ({} daily facts in {} packed day × user × device rows)",
+        r.cache as f64 / 1e6,
+        r.rows,
+        r.packed_rows
+    );
     println!("load average: {}", load_average());
     let t = &r.timings;
     println!(

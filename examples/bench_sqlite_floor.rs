@@ -1,7 +1,8 @@
-//! The floor under any import: how long SQLite alone takes to write a given number of
-//! `traffic_daily`-shaped rows (4-column key, 4 counters, WITHOUT ROWID, WAL, synchronous=NORMAL),
-//! in key order, 64 rows per statement, in one transaction, with nothing else running. The
-//! import's writer does this plus the roll-ups, so it can never be faster than this figure.
+//! Why the facts are packed: how long SQLite alone takes to write a given number of rows of
+//! the old one-row-per-fact `traffic_daily` shape (4-column key, 4 counters, WITHOUT ROWID, WAL, synchronous=NORMAL),
+//! in key order, 64 rows per statement, in one transaction, with nothing else running; then the
+//! same facts packed one row per day × user × device, as `store::facts` writes them. The
+//! import's writer does the packed write plus the roll-ups, so it can never be faster than that.
 //!
 //! `cargo run --release --example bench_sqlite_floor -- [ROWS]` (default 656,771: the distinct
 //! day × host × user rows of the 1,000,000-line `gen_squid.py` log).
@@ -62,6 +63,54 @@ fn main() -> rusqlite::Result<()> {
         let secs = started.elapsed().as_secs_f64();
         println!("{label:<48} {secs:.3} s  ({:.2} µs per row)", secs * 1e6 / data.len() as f64);
     }
+    packed(&dir, &data)?;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The same facts as the import writes them now: one `traffic_packed` row per day × user ×
+/// device, its domains in a blob, upserted through `merge_facts`.
+fn packed(dir: &std::path::Path, data: &[[i64; 8]]) -> rusqlite::Result<()> {
+    use shadowscope::store::facts::Packer;
+    use shadowscope::store::write::Counters;
+    let path = dir.join("packed.db");
+    let c = shadowscope::store::raw_connection(&path)?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.execute_batch(
+        "CREATE TABLE p(day INTEGER NOT NULL, user_id INTEGER NOT NULL, device_id INTEGER NOT NULL, facts BLOB NOT NULL,
+           PRIMARY KEY(day, user_id, device_id)) STRICT, WITHOUT ROWID",
+    )?;
+    let mut rows = data.to_vec();
+    rows.sort_unstable_by_key(|r| (r[0], r[2], r[3], r[1]));
+    let started = Instant::now();
+    c.execute_batch("BEGIN")?;
+    let mut st = c.prepare(
+        "INSERT INTO p VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
+    )?;
+    let mut blob = Vec::new();
+    let mut n = 0;
+    for run in rows.chunk_by(|a, b| (a[0], a[2], a[3]) == (b[0], b[2], b[3])) {
+        let mut p = Packer::new(&mut blob);
+        for r in run {
+            let c = Counters {
+                bytes_up: r[4] as u64,
+                bytes_down: r[5] as u64,
+                transactions: r[6] as u64,
+                blocked: r[7] as u64,
+            };
+            p.push(r[1], &c).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        }
+        st.execute(rusqlite::params![run[0][0], run[0][2], run[0][3], &blob])?;
+        n += 1;
+    }
+    drop(st);
+    c.execute_batch("COMMIT")?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{:<48} {secs:.3} s  ({n} rows, {:.2} µs per fact)",
+        "packed per day × user × device (as the import)",
+        secs * 1e6 / data.len() as f64
+    );
     Ok(())
 }

@@ -58,7 +58,7 @@ impl Env {
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
     fn sql(&self) -> Connection {
-        Connection::open(self.db()).unwrap()
+        shadowscope::store::raw_connection(self.db()).unwrap()
     }
 }
 

@@ -400,7 +400,7 @@ async fn hostile_error_bodies_are_escaped_in_reports() {
     assert_eq!(errors.len(), 3, "{report}");
     let mut texts = vec![report.clone()];
     texts.extend(errors);
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conn = shadowscope::store::raw_connection(&db).unwrap();
     let mut stmt = conn.prepare("SELECT last_error FROM sync_state WHERE last_error IS NOT NULL").unwrap();
     let stored: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(stored.len(), 3, "{stored:?}");

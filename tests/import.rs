@@ -10,7 +10,7 @@ fn sample(p: &str) -> PathBuf {
 
 /// Every roll-up and summary row of a cache, in key order.
 fn rollup_rows(db: &std::path::Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(db).unwrap();
+    let c = shadowscope::store::raw_connection(db).unwrap();
     let mut out = Vec::new();
     for table in
         ["app_day", "domain_total", "app_user", "app_device", "user_day", "device_day", "app_summary", "user_summary"]
@@ -96,7 +96,7 @@ fn rollups_written_mid_file_equal_rollups_written_at_the_end() {
     let want = rollup_rows(&once);
     assert!(want.iter().filter(|r| r.starts_with("app_user")).count() > 40, "the cap is crossed");
     assert_eq!(rollup_rows(&often), want);
-    let c = rusqlite::Connection::open(&often).unwrap();
+    let c = shadowscope::store::raw_connection(&often).unwrap();
     let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert!(count("SELECT count(*) FROM app_device WHERE device_id != 0") > 0, "devices are exercised");
     assert_eq!(count("SELECT count(*) FROM meta WHERE key = 'rollups_pending'"), 0);

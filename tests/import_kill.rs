@@ -150,7 +150,7 @@ fn sigkill_mid_import_leaves_whole_batches_and_resumes_exactly() {
         let _ = child.kill();
         child.wait().unwrap();
 
-        let conn = Connection::open(&db).unwrap();
+        let conn = shadowscope::store::raw_connection(&db).unwrap();
         let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(ok, "ok", "kill {n}");
         let committed: Option<(i64, i64, i64)> = conn
@@ -187,7 +187,8 @@ fn sigkill_mid_import_leaves_whole_batches_and_resumes_exactly() {
 
     // Resume to the end, then compare with an uninterrupted import.
     assert!(import(&db, &log).status().unwrap().success());
-    let (a, b) = (Connection::open(&db).unwrap(), Connection::open(&clean).unwrap());
+    let (a, b) =
+        (shadowscope::store::raw_connection(&db).unwrap(), shadowscope::store::raw_connection(&clean).unwrap());
     let full = Sums { transactions: LINES as i64, bytes: ends[LINES - 1].1 };
     assert_eq!(sums(&a), full);
     assert_eq!(sums(&b), full);

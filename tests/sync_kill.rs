@@ -121,7 +121,7 @@ fn q(conn: &Connection, sql: &str) -> i64 {
 /// A kill leaves whole pages only: the database is sound and each roll-up written in a page's
 /// transaction agrees with the facts.
 fn check_after_kill(db: &Path, what: &str) {
-    let conn = Connection::open(db).unwrap();
+    let conn = shadowscope::store::raw_connection(db).unwrap();
     let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ok, "ok", "{what}");
     let fact = q(&conn, "SELECT coalesce(sum(transactions), 0) FROM traffic_daily");
@@ -146,7 +146,7 @@ struct Progress {
 }
 
 fn progress_of(db: &Path) -> Progress {
-    let conn = Connection::open(db).unwrap();
+    let conn = shadowscope::store::raw_connection(db).unwrap();
     Progress {
         sources: q(&conn, "SELECT count(*) FROM sync_state WHERE watermark IS NOT NULL"),
         facts: q(&conn, "SELECT count(*) FROM traffic_daily"),

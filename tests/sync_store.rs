@@ -2,7 +2,6 @@
 //! kill-resume, the outbox push, `config check`, and no secret in the cache file.
 mod common;
 
-use rusqlite::Connection;
 use shadowscope::actions::indicators::{IndicatorAction, IndicatorSpec, OutboxOp};
 use shadowscope::catalog::Catalog;
 use shadowscope::domain::Severity;
@@ -66,7 +65,7 @@ fn memory_run(cfg: &SyncConfig) -> MemorySink {
 }
 
 fn q(db: &Path, sql: &str) -> i64 {
-    let c = Connection::open(db).unwrap();
+    let c = shadowscope::store::raw_connection(db).unwrap();
     c.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
@@ -131,7 +130,7 @@ fn full_sync_counts_match_what_the_fake_tenant_served() {
         mem.risky_users.iter().filter(|r| r.risk.to_i64() > 0).map(|r| lower(&r.upn)).collect();
     assert_eq!(q(&db, "SELECT count(*) FROM users WHERE identity_risk > 0") as usize, risky.len());
     // MDCA apps: every discovered app lands on a local app; our own tags are untouched.
-    let c = Connection::open(&db).unwrap();
+    let c = shadowscope::store::raw_connection(&db).unwrap();
     for a in &mem.discovered_apps {
         let d = lower(a.domains.first().unwrap());
         let (score, users, upload, last_seen): (Option<f64>, Option<i64>, Option<i64>, Option<i64>) = c
@@ -341,7 +340,7 @@ fn queue(db: &Path, app: i64, op: &OutboxOp) -> i64 {
         OutboxOp::Upsert(s) => ("upsert", s.indicator_value.clone()),
         OutboxOp::Delete { indicator_value, .. } => ("delete", indicator_value.clone()),
     };
-    let c = Connection::open(db).unwrap();
+    let c = shadowscope::store::raw_connection(db).unwrap();
     c.execute(
         "INSERT INTO outbox(app_id, op, indicator_value, payload, status, created, updated)
          VALUES (?1, ?2, ?3, ?4, 'pending', 100, 100)",
@@ -352,7 +351,7 @@ fn queue(db: &Path, app: i64, op: &OutboxOp) -> i64 {
 }
 
 fn row(db: &Path, id: i64) -> (String, i64, Option<String>) {
-    let c = Connection::open(db).unwrap();
+    let c = shadowscope::store::raw_connection(db).unwrap();
     c.query_row("SELECT status, attempts, last_error FROM outbox WHERE id = ?1", [id], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })
@@ -421,7 +420,10 @@ fn outbox_push_after_a_crash_does_not_duplicate() {
     let id = queue(&db, 1, &OutboxOp::Upsert(spec("pastebin.com", IndicatorAction::Block)));
     assert_eq!(block_on(push_outbox(&store, &client, 200)).pushed, 1);
     // The server accepted it but the mark was lost.
-    Connection::open(&db).unwrap().execute("UPDATE outbox SET status = 'pending' WHERE id = ?1", [id]).unwrap();
+    shadowscope::store::raw_connection(&db)
+        .unwrap()
+        .execute("UPDATE outbox SET status = 'pending' WHERE id = ?1", [id])
+        .unwrap();
     assert_eq!(block_on(push_outbox(&store, &client, 300)).pushed, 1);
     assert_eq!(values_on_server(&f), vec![("pastebin.com".into(), "Block".into())]);
     assert_eq!(row(&db, id).0, "pushed");
@@ -480,7 +482,7 @@ fn no_secret_or_token_in_the_cache_file() {
     let out = sync_and_push_blocking(&db, Catalog::builtin(), &f.cfg, None, &|_| {}).unwrap();
     assert!(!out.is_ok());
     assert!(run::format_report(&out).contains("IdentityRiskyUser.Read.All"));
-    let err: String = Connection::open(&db)
+    let err: String = shadowscope::store::raw_connection(&db)
         .unwrap()
         .query_row("SELECT last_error FROM sync_state WHERE source = 'RiskyUsers'", [], |r| r.get(0))
         .unwrap();

@@ -8,6 +8,7 @@
 //! while the writer writes.
 pub mod audit;
 pub mod catalog_sync;
+pub mod facts;
 pub mod governance;
 pub mod outbox;
 pub mod queries;
@@ -165,6 +166,14 @@ pub(crate) fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// A plain SQLite connection to a cache with its SQL functions registered (see [`facts`]), for
+/// tests and tools that inspect a cache without a [`Store`]: no lock, no migration, no pragmas.
+pub fn raw_connection(path: impl AsRef<Path>) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    facts::register(&conn)?;
+    Ok(conn)
+}
+
 impl Store {
     /// Opens (creating if needed) a read-write cache and migrates it to the current schema.
     /// Fails with [`StoreError::Locked`] while another process is the cache's writer; a second
@@ -193,6 +202,7 @@ impl Store {
                 .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
         let store = Store { conn, path: path.to_owned(), _writer: None };
         store.conn.busy_timeout(Duration::from_secs(5))?;
+        facts::register(&store.conn)?;
         store.check_identity()?;
         let version = store.version()?;
         if version != schema::current_version() {
@@ -227,6 +237,7 @@ impl Store {
 
     fn configure(&self) -> Result<()> {
         self.conn.busy_timeout(Duration::from_secs(5))?;
+        facts::register(&self.conn)?;
         self.check_identity()?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -353,6 +364,43 @@ mod tests {
         // Re-opening is a no-op migration.
         assert!(Store::open(&path).is_ok());
         assert!(Store::open_read_only(&path).is_ok());
+    }
+
+    /// A version-3 cache (one row per fact) opens as version 4 with the same facts, read back
+    /// through the `traffic_daily` view.
+    #[test]
+    fn migrates_plain_facts_into_packed_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let facts = [
+            "(19000, 3, 1, 2, 10, 20, 1, 0)",
+            "(19000, 1, 1, 2, 5, 6, 2, 1)",
+            "(19000, 2, 1, 0, 7, 8, 3, 0)",
+            "(19001, 3, 1, 2, 1, 1, 1, 0)",
+            "(19001, 9, 0, 0, 9223372036854775807, 0, 1, 0)",
+        ];
+        {
+            let c = raw_connection(&path).unwrap();
+            for sql in &schema::MIGRATIONS[..3] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 3).unwrap();
+            c.pragma_update(None, "application_id", schema::APPLICATION_ID).unwrap();
+            c.execute_batch(&format!("INSERT INTO traffic_daily VALUES {}", facts.join(","))).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.version().unwrap(), 4);
+        let mut want: Vec<String> = facts
+            .iter()
+            .map(|f| {
+                f.trim_matches(['(', ')']).split(", ").map(|v| format!("Integer({v})")).collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        want.sort();
+        let mut got = store.dump_rows("SELECT * FROM traffic_daily");
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(store.dump_rows("SELECT count(*) FROM traffic_packed"), vec!["Integer(4)"]);
     }
 
     #[test]

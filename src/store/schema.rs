@@ -4,7 +4,7 @@
 /// `PRAGMA application_id`: marks the file as a shadowscope cache ("SSCP").
 pub const APPLICATION_ID: i64 = 0x5353_4350;
 
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -308,4 +308,25 @@ ALTER TABLE apps ADD COLUMN mdca_transactions INTEGER;
 ALTER TABLE apps ADD COLUMN mdca_upload INTEGER;
 ALTER TABLE apps ADD COLUMN mdca_download INTEGER;
 ALTER TABLE apps ADD COLUMN mdca_last_seen INTEGER;
+"#;
+
+/// Version 4: daily facts packed one row per day × user × device (see `store::facts`): SQLite's
+/// cost is per row, and a proxy log has ~15 destinations per such row. `traffic_daily` becomes
+/// a view with the same columns, so every reader of the facts is unchanged. Needs the functions
+/// of `store::facts::register` on the connection.
+const V4: &str = r#"
+CREATE TABLE traffic_packed(
+    day INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    facts BLOB NOT NULL,
+    PRIMARY KEY(day, user_id, device_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO traffic_packed(day, user_id, device_id, facts)
+    SELECT day, user_id, device_id, pack_facts(domain_id, bytes_up, bytes_down, transactions, blocked)
+    FROM traffic_daily GROUP BY day, user_id, device_id;
+DROP TABLE traffic_daily;
+CREATE VIEW traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked) AS
+    SELECT p.day, f.domain_id, p.user_id, p.device_id, f.bytes_up, f.bytes_down, f.transactions, f.blocked
+    FROM traffic_packed p, facts_of(p.facts) f;
 "#;

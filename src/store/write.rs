@@ -1,6 +1,7 @@
 //! Writes: interning of users / devices / hosts, per-batch fact application with roll-ups,
 //! summaries, tags and settings. Callers bracket batches with `begin` / `commit` so a killed
 //! process leaves either the whole batch or none of it.
+use super::facts::Packer;
 use super::{Result, Store, StoreError, i};
 use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Severity, Tag, UserId};
@@ -25,11 +26,12 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Saturating: counters read back from a cache file are not trusted to be small.
     pub fn add(&mut self, o: &Counters) {
-        self.bytes_up += o.bytes_up;
-        self.bytes_down += o.bytes_down;
-        self.transactions += o.transactions;
-        self.blocked += o.blocked;
+        self.bytes_up = self.bytes_up.saturating_add(o.bytes_up);
+        self.bytes_down = self.bytes_down.saturating_add(o.bytes_down);
+        self.transactions = self.transactions.saturating_add(o.transactions);
+        self.blocked = self.blocked.saturating_add(o.blocked);
     }
 }
 
@@ -137,21 +139,6 @@ fn sorted<K: Ord, V>(map: FastMap<K, V>) -> Vec<(K, V)> {
     let mut v: Vec<(K, V)> = map.into_iter().collect();
     v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     v
-}
-
-/// Sums of one run of fact rows with the same day and domain (hence app).
-struct Run {
-    day: i32,
-    domain: i64,
-    app: i64,
-    c: Counters,
-}
-
-impl Run {
-    fn fold(self, r: &mut Rollups) {
-        r.app_day.entry((self.app, self.day)).or_default().add(&self.c);
-        r.domain_total.entry(self.domain).or_default().add(&self.c);
-    }
 }
 
 /// Apps already upserted by one writer (an import): 5,000 hosts of 200 apps cost 200 app
@@ -378,53 +365,42 @@ impl Store {
         edges: &[(EdgeKey, EdgeAgg)],
         rollups: &mut Rollups,
     ) -> Result<()> {
-        // Primary-key order turns the inserts into near-appends and lets equal keys be merged.
-        facts.sort_unstable_by_key(|(k, _)| (k.day.0, k.domain.0, k.user.0, k.device.0, k.app.0));
-        let mut rest: &[(FactKey, Counters)] = facts;
-        let mut run: Option<Run> = None;
-        // Rows are produced as they are written (no second copy of the batch); the roll-ups are
-        // folded on the way.
-        let rows = std::iter::from_fn(|| {
-            let ((k, first), tail) = rest.split_first()?;
-            // Repeated keys are summed before writing: one upsert per row.
-            let same = tail.iter().take_while(|(o, _)| o == k).count();
-            let mut c = *first;
-            for (_, o) in tail.iter().take(same) {
-                c.add(o);
-            }
-            rest = tail.get(same..).unwrap_or(&[]);
-            // Rows come in (day, domain) runs and a domain has one app: the per-day and
-            // per-domain roll-ups are summed over the run and hashed once per run.
-            match &mut run {
-                Some(r) if r.day == k.day.0 && r.domain == k.domain.0 && r.app == k.app.0 => r.c.add(&c),
-                _ => {
-                    if let Some(r) = run.replace(Run { day: k.day.0, domain: k.domain.0, app: k.app.0, c }) {
-                        r.fold(rollups);
-                    }
-                }
-            }
-            merge_span(&mut rollups.app_user, (k.app.0, k.user.0), k.day, &c);
-            merge_span(&mut rollups.app_device, (k.app.0, k.device.0), k.day, &c);
-            rollups.user_day.entry((k.user.0, k.day.0)).or_default().add(&c);
-            rollups.device_day.entry((k.device.0, k.day.0)).or_default().add(&c);
-            Some([
-                i64::from(k.day.0),
-                k.domain.0,
-                k.user.0,
-                k.device.0,
-                i(c.bytes_up),
-                i(c.bytes_down),
-                i(c.transactions),
-                i(c.blocked),
-            ])
-        });
-        self.upsert(
-            "traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked)",
-            &format!("{SUM4}, blocked = blocked + excluded.blocked"),
-            rows,
+        // Key order of `traffic_packed` (near-appends), then domain order within a row, which
+        // the blob needs; equal keys end up side by side and are summed.
+        facts.sort_unstable_by_key(|(k, _)| (k.day.0, k.user.0, k.device.0, k.domain.0, k.app.0));
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO traffic_packed(day, user_id, device_id, facts) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
         )?;
-        if let Some(r) = run.take() {
-            r.fold(rollups);
+        let mut blob = Vec::new();
+        let mut rest: &[(FactKey, Counters)] = facts;
+        while let Some(((head, _), _)) = rest.split_first() {
+            let row_len = rest
+                .iter()
+                .take_while(|(k, _)| k.day == head.day && k.user == head.user && k.device == head.device)
+                .count();
+            let (row, tail) = rest.split_at(row_len);
+            rest = tail;
+            let mut packer = Packer::new(&mut blob);
+            let mut total = Counters::default();
+            let mut entries = row;
+            while let Some(((k, first), more)) = entries.split_first() {
+                let same = more.iter().take_while(|(o, _)| o.domain == k.domain).count();
+                let mut c = *first;
+                for (_, o) in &more[..same] {
+                    c.add(o);
+                }
+                entries = &more[same..];
+                packer.push(k.domain.0, &c).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                rollups.app_day.entry((k.app.0, k.day.0)).or_default().add(&c);
+                rollups.domain_total.entry(k.domain.0).or_default().add(&c);
+                merge_span(&mut rollups.app_user, (k.app.0, k.user.0), k.day, &c);
+                merge_span(&mut rollups.app_device, (k.app.0, k.device.0), k.day, &c);
+                total.add(&c);
+            }
+            rollups.user_day.entry((head.user.0, head.day.0)).or_default().add(&total);
+            rollups.device_day.entry((head.device.0, head.day.0)).or_default().add(&total);
+            st.execute(params![head.day.0, head.user.0, head.device.0, &blob])?;
         }
         let mut st = self.conn.prepare_cached(
             "INSERT INTO user_devices(user_id, device_id, source, first_seen, last_seen, logons)

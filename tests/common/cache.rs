@@ -1,5 +1,4 @@
 //! Whole-cache invariants the sync tests compare between a split and an uninterrupted run.
-use rusqlite::Connection;
 use std::path::Path;
 
 /// Counts and sums that must not depend on how a sync was split into runs.
@@ -28,7 +27,7 @@ pub const SYNC_INVARIANTS: &[&str] = &[
 
 /// Each of [`SYNC_INVARIANTS`] and `extra` with its value in the cache at `db`.
 pub fn snapshot(db: &Path, extra: &[&str]) -> Vec<(String, i64)> {
-    let conn = Connection::open(db).unwrap();
+    let conn = shadowscope::store::raw_connection(db).unwrap();
     SYNC_INVARIANTS
         .iter()
         .chain(extra)
