@@ -301,7 +301,8 @@ fn print_detail(r: &Outcome, size: u64, parse_s: f64, identify_s: f64) {
         "split (s):    read+parse {parse_s:.3} (alone, one thread) | identify {identify_s:.3} (alone, cached per host)"
     );
     println!(
-        "              parser thread: read+parse+aggregate {:.3} busy, {:.3} blocked on the writer => aggregate ~{:.3}",
+        "              {} parser thread(s), summed: read+parse+aggregate {:.3} busy, {:.3} blocked on the writer => aggregate ~{:.3}",
+        t.parse_threads,
         t.parse_s,
         t.parser_blocked_s,
         (t.parse_s - parse_s).max(0.0)

@@ -27,8 +27,8 @@ use chrono::Datelike;
 
 use super::util_a::{host_or_ip, parse_digits, port, strip_pri, syslog_stamp};
 use super::{
-    Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, RecordKind, SkipReason,
-    host_of_url,
+    Action, ChunkParser, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, RecordKind,
+    SkipReason, host_of_url,
 };
 
 pub struct AsaFormat;
@@ -60,6 +60,9 @@ impl LogFormat for AsaFormat {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(AsaParser { default_year: chrono::Utc::now().year() }))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(AsaParser { default_year: chrono::Utc::now().year() })))
     }
 }
 

@@ -9,7 +9,9 @@ use std::borrow::Cow;
 use super::util_b::{
     self, Dest, KvStart, RawPair, cef_unescape_value, clean, dest_of, header_end, kv_key_starts, kv_pair, split_header,
 };
-use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
+use super::{
+    ChunkParser, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason,
+};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Cef];
 
@@ -32,6 +34,9 @@ impl LogFormat for Cef {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(CefLines::default()))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(CefLines::default())))
     }
 }
 

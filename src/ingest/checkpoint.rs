@@ -16,7 +16,8 @@ use std::borrow::Cow;
 
 use super::util_a::{count, epoch_any_unit, host_or_ip, iso8601, port, present, strip_pri};
 use super::{
-    Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason, host_of_url,
+    Action, ChunkParser, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason,
+    host_of_url,
 };
 
 pub struct CheckpointFormat;
@@ -46,6 +47,9 @@ impl LogFormat for CheckpointFormat {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(CheckpointParser))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(CheckpointParser)))
     }
 }
 

@@ -16,7 +16,9 @@ use serde::de::{Deserialize, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use super::util_b::{self, DefenderRow, Fields, account, clean};
-use super::{Line, LogFormat, Parser, Record, RecordKind, RecordSink, SkipReason, for_each_line};
+use super::{
+    Chunk, ChunkParser, Line, LogFormat, Parser, Position, Record, RecordKind, RecordSink, SkipReason, for_each_line,
+};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&DefenderJson];
 
@@ -37,30 +39,44 @@ impl LogFormat for DefenderJson {
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(JsonParser)
     }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(JsonParser))
+    }
 }
 
 struct JsonParser;
 
 impl Parser for JsonParser {
     fn parse(&mut self, input: &mut dyn BufRead, sink: &mut dyn RecordSink) -> io::Result<()> {
-        for_each_line(input, |pos, line| match line {
-            Line::Text(text) => match parse_line(text) {
-                Ok(batch) => {
-                    if batch.is_empty() {
-                        sink.skip(pos, SkipReason::Irrelevant("empty batch"), text.as_bytes());
-                    }
-                    for ev in &batch {
-                        match event(ev) {
-                            DefenderRow::Records(recs) => recs.into_iter().for_each(|r| sink.record(pos, r)),
-                            DefenderRow::Skip(reason) => sink.skip(pos, reason, text.as_bytes()),
-                        }
+        for_each_line(input, |pos, line| json_line(pos, line, sink))
+    }
+}
+
+impl ChunkParser for JsonParser {
+    fn parse_chunk(&mut self, chunk: &Chunk, sink: &mut dyn RecordSink) {
+        chunk.for_each_line(|pos, line| json_line(pos, line, sink));
+    }
+}
+
+/// One line: an event, or an Event Hub batch of them.
+fn json_line(pos: Position, line: Line<'_>, sink: &mut dyn RecordSink) {
+    match line {
+        Line::Text(text) => match parse_line(text) {
+            Ok(batch) => {
+                if batch.is_empty() {
+                    sink.skip(pos, SkipReason::Irrelevant("empty batch"), text.as_bytes());
+                }
+                for ev in &batch {
+                    match event(ev) {
+                        DefenderRow::Records(recs) => recs.into_iter().for_each(|r| sink.record(pos, r)),
+                        DefenderRow::Skip(reason) => sink.skip(pos, reason, text.as_bytes()),
                     }
                 }
-                Err(_) => sink.skip(pos, SkipReason::Malformed("not json"), text.as_bytes()),
-            },
-            Line::TooLong(prefix) => sink.skip(pos, SkipReason::TooLong, prefix),
-            Line::NotUtf8(raw) => sink.skip(pos, SkipReason::NotUtf8, raw),
-        })
+            }
+            Err(_) => sink.skip(pos, SkipReason::Malformed("not json"), text.as_bytes()),
+        },
+        Line::TooLong(prefix) => sink.skip(pos, SkipReason::TooLong, prefix),
+        Line::NotUtf8(raw) => sink.skip(pos, SkipReason::NotUtf8, raw),
     }
 }
 

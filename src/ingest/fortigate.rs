@@ -17,7 +17,9 @@ use std::borrow::Cow;
 use super::util_a::{
     KvScanner, count, date_time, epoch_any_unit, host_or_ip, looks_like_ip, port, present, strip_pri, utc_offset,
 };
-use super::{Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason};
+use super::{
+    Action, ChunkParser, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason,
+};
 
 pub struct FortigateFormat;
 
@@ -49,6 +51,9 @@ impl LogFormat for FortigateFormat {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(FortigateParser))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(FortigateParser)))
     }
 }
 

@@ -22,7 +22,9 @@ use std::borrow::Cow;
 use chrono::Datelike;
 
 use super::util_a::{KvScanner, count, port, present, strip_pri, syslog_stamp};
-use super::{Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason};
+use super::{
+    Action, ChunkParser, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason,
+};
 
 pub struct JuniperFormat;
 
@@ -41,6 +43,9 @@ impl LogFormat for JuniperFormat {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(JuniperParser { default_year: chrono::Utc::now().year() }))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(JuniperParser { default_year: chrono::Utc::now().year() })))
     }
 }
 

@@ -11,7 +11,9 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDateTime};
 
 use super::util_b::{self, clean, dest_of, split_header, split_kv};
-use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
+use super::{
+    ChunkParser, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason,
+};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&Leef];
 
@@ -33,6 +35,9 @@ impl LogFormat for Leef {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(LeefLines))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(LeefLines)))
     }
 }
 

@@ -170,6 +170,12 @@ pub trait LogFormat: Send + Sync {
     /// 0 = not this format, 100 = certain. `lines` are the first non-empty lines (BOM stripped).
     fn sniff(&self, lines: &[&str]) -> u8;
     fn parser(&self) -> Box<dyn Parser>;
+    /// For formats whose every line parses on its own (no header, nothing carried from one line
+    /// to the next): a parser of chunks of lines, so that an import can split the input between
+    /// threads. It must agree with `parser` on every input (tested on every sample).
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        None
+    }
 }
 
 pub trait Parser {
@@ -196,15 +202,32 @@ pub struct LineParserAdapter<P: LineParser>(pub P);
 
 impl<P: LineParser> Parser for LineParserAdapter<P> {
     fn parse(&mut self, input: &mut dyn BufRead, sink: &mut dyn RecordSink) -> io::Result<()> {
-        for_each_line(input, |pos, line| match line {
-            Line::Text(text) => match self.0.parse_line(text) {
-                LineOutcome::Record(rec) => sink.record(pos, rec),
-                LineOutcome::Header => {}
-                LineOutcome::Skip(reason) => sink.skip(pos, reason, text.as_bytes()),
-            },
-            Line::TooLong(prefix) => sink.skip(pos, SkipReason::TooLong, prefix),
-            Line::NotUtf8(raw) => sink.skip(pos, SkipReason::NotUtf8, raw),
-        })
+        for_each_line(input, |pos, line| dispatch_line(&mut self.0, pos, line, sink))
+    }
+}
+
+/// One line from the reader through a line parser into the sink.
+fn dispatch_line(p: &mut (impl LineParser + ?Sized), pos: Position, line: Line<'_>, sink: &mut dyn RecordSink) {
+    match line {
+        Line::Text(text) => match p.parse_line(text) {
+            LineOutcome::Record(rec) => sink.record(pos, rec),
+            LineOutcome::Header => {}
+            LineOutcome::Skip(reason) => sink.skip(pos, reason, text.as_bytes()),
+        },
+        Line::TooLong(prefix) => sink.skip(pos, SkipReason::TooLong, prefix),
+        Line::NotUtf8(raw) => sink.skip(pos, SkipReason::NotUtf8, raw),
+    }
+}
+
+/// Parses the lines of one [`Chunk`], reporting each with its place in the whole input: the
+/// calls the format's [`Parser`] makes for those lines when it reads the input whole.
+pub trait ChunkParser: Send {
+    fn parse_chunk(&mut self, chunk: &Chunk, sink: &mut dyn RecordSink);
+}
+
+impl<P: LineParser + Send> ChunkParser for LineParserAdapter<P> {
+    fn parse_chunk(&mut self, chunk: &Chunk, sink: &mut dyn RecordSink) {
+        chunk.for_each_line(|pos, line| dispatch_line(&mut self.0, pos, line, sink));
     }
 }
 
@@ -220,9 +243,19 @@ pub enum Line<'a> {
 /// line numbers); `\r\n` endings and a UTF-8 BOM on the first line are removed. Lines that lie
 /// whole in the reader's buffer are handed out in place; only a line cut by the buffer's end is
 /// copied (at most [`MAX_LINE`] + 1 bytes of it).
-pub fn for_each_line(input: &mut dyn BufRead, mut f: impl FnMut(Position, Line<'_>)) -> io::Result<()> {
-    let mut line_no: u64 = 0;
-    let mut offset: u64 = 0;
+pub fn for_each_line(input: &mut dyn BufRead, f: impl FnMut(Position, Line<'_>)) -> io::Result<()> {
+    for_each_line_from(input, Position::default(), f)
+}
+
+/// [`for_each_line`] for input that starts after `start` (lines before it, bytes before it):
+/// positions continue from there, and a BOM is only removed on the stream's first line.
+fn for_each_line_from(
+    input: &mut dyn BufRead,
+    start: Position,
+    mut f: impl FnMut(Position, Line<'_>),
+) -> io::Result<()> {
+    let mut line_no: u64 = start.line;
+    let mut offset: u64 = start.offset_end;
     // The start of a line the buffer cut, and how many bytes of it were consumed in all.
     let mut carry: Vec<u8> = Vec::new();
     let mut carried: u64 = 0;
@@ -302,6 +335,167 @@ fn deliver(f: &mut impl FnMut(Position, Line<'_>), pos: Position, raw: &[u8], ra
     match std::str::from_utf8(bytes) {
         Ok(text) => f(pos, Line::Text(text)),
         Err(_) => f(pos, Line::NotUtf8(bytes)),
+    }
+}
+
+/// Whole lines cut from the input, for one of several parser threads: a chunk parses the same
+/// wherever it is cut, given where it starts.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// Order in the input, from 0.
+    pub seq: u64,
+    /// The lines and bytes before the chunk.
+    pub start: Position,
+    /// Whole lines, each with its `\n` (the input's last line may lack it).
+    pub data: Vec<u8>,
+    /// Bytes of the chunk's last line that were not kept because it is longer than [`MAX_LINE`]
+    /// (it is skipped as too long all the same); a chunk ends after such a line.
+    pub dropped: u64,
+    /// Newlines in `data`.
+    pub lines: u64,
+    /// The input ends with this chunk.
+    pub last: bool,
+}
+
+impl Chunk {
+    /// Where the input stands after this chunk.
+    pub fn end(&self) -> Position {
+        let partial = u64::from(self.data.last().is_some_and(|b| *b != b'\n'));
+        Position {
+            line: self.start.line + self.lines + partial,
+            offset_end: self.start.offset_end + self.data.len() as u64 + self.dropped,
+        }
+    }
+
+    /// The chunk's lines, as [`for_each_line`] hands them out when it reads the whole input.
+    pub fn for_each_line(&self, mut f: impl FnMut(Position, Line<'_>)) {
+        let kept_end = self.start.offset_end + self.data.len() as u64;
+        let mut data: &[u8] = &self.data;
+        // Reading from memory cannot fail.
+        let _ = for_each_line_from(&mut data, self.start, |mut pos, line| {
+            if pos.offset_end == kept_end {
+                pos.offset_end += self.dropped;
+            }
+            f(pos, line)
+        });
+    }
+}
+
+/// Cuts an input into [`Chunk`]s of up to `max_lines` lines and about `max_bytes` bytes. Like
+/// [`for_each_line`], it holds a line that the input's buffer cuts to at most [`MAX_LINE`] + 1
+/// bytes, so a file without newlines cannot exhaust memory.
+pub struct ChunkReader<'a> {
+    input: &'a mut dyn BufRead,
+    max_lines: u64,
+    max_bytes: usize,
+    next: Chunk,
+    /// Where the line being read starts in `next.data`.
+    line_start: usize,
+    /// Buffers of chunks already parsed, for the next chunks: fresh multi-megabyte buffers on
+    /// every chunk, freed on other threads, fragmented the allocator (~50 MB more peak memory).
+    spare: Vec<Vec<u8>>,
+    done: bool,
+}
+
+impl<'a> ChunkReader<'a> {
+    pub fn new(input: &'a mut dyn BufRead, max_lines: u64, max_bytes: usize) -> ChunkReader<'a> {
+        ChunkReader {
+            input,
+            max_lines: max_lines.max(1),
+            max_bytes: max_bytes.max(1),
+            next: Chunk::default(),
+            line_start: 0,
+            spare: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next chunk; the last one has `last` set (and may be empty). None after it.
+    pub fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            let buf = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                self.done = true;
+                self.next.last = true;
+                return Ok(Some(self.cut()));
+            }
+            let c = &mut self.next;
+            let line_start = self.line_start;
+            let mut taken = 0;
+            let mut full = false;
+            if c.dropped > 0 || c.data.len() - line_start > MAX_LINE {
+                // Inside a line too long to keep: pass over it up to its newline.
+                match memchr::memchr(b'\n', buf) {
+                    Some(i) => {
+                        c.dropped += i as u64;
+                        c.data.push(b'\n');
+                        self.line_start = c.data.len();
+                        c.lines += 1;
+                        taken = i + 1;
+                        full = true;
+                    }
+                    None => {
+                        c.dropped += buf.len() as u64;
+                        taken = buf.len();
+                    }
+                }
+            } else {
+                let room = self.max_bytes.saturating_sub(c.data.len());
+                for i in memchr::memchr_iter(b'\n', buf) {
+                    c.lines += 1;
+                    taken = i + 1;
+                    if c.lines >= self.max_lines || taken >= room {
+                        full = true;
+                        break;
+                    }
+                }
+                if !full {
+                    // The rest of the buffer is the start of a line: keep at most what tells that
+                    // it is too long.
+                    let carried = if taken > 0 { 0 } else { c.data.len() - line_start };
+                    let keep = (MAX_LINE + 1).saturating_sub(carried).min(buf.len() - taken);
+                    if taken > 0 {
+                        self.line_start = c.data.len() + taken;
+                    }
+                    c.data.extend_from_slice(&buf[..taken + keep]);
+                    c.dropped += (buf.len() - taken - keep) as u64;
+                    let n = buf.len();
+                    self.input.consume(n);
+                    continue;
+                }
+                c.data.extend_from_slice(&buf[..taken]);
+                self.line_start = c.data.len();
+            }
+            self.input.consume(taken);
+            if full {
+                return Ok(Some(self.cut()));
+            }
+        }
+    }
+
+    /// Hands back the buffer of a chunk that has been parsed, to be filled again.
+    pub fn give_back(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < 4 {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    fn cut(&mut self) -> Chunk {
+        let end = self.next.end();
+        let seq = self.next.seq + 1;
+        // Room for a full chunk and the line that ends it, so the buffer never doubles.
+        let data = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.max_bytes.saturating_add(1 << 16)));
+        let chunk = std::mem::replace(&mut self.next, Chunk { seq, start: end, data, ..Default::default() });
+        self.line_start = 0;
+        chunk
     }
 }
 
@@ -447,6 +641,73 @@ mod tests {
             let whole = lines_of(&mut &data[..]);
             let cut = lines_of(&mut std::io::BufReader::with_capacity(cap, &data[..]));
             prop_assert_eq!(cut, whole);
+        }
+    }
+
+    /// Everything the chunks of `data` report, owned, as `lines_of` reports it for the whole.
+    fn chunked_lines_of(data: &[u8], cap: usize, max_lines: u64, max_bytes: usize) -> Vec<(Position, String)> {
+        let mut input = std::io::BufReader::with_capacity(cap, data);
+        let mut reader = ChunkReader::new(&mut input, max_lines, max_bytes);
+        let mut out = Vec::new();
+        let mut expect_start = Position::default();
+        let mut seq = 0;
+        while let Some(chunk) = reader.next_chunk().unwrap() {
+            assert_eq!(chunk.seq, seq);
+            assert_eq!(chunk.start, expect_start, "chunks follow each other");
+            assert!(chunk.data.len() <= max_bytes.max(1) + cap + MAX_LINE + 2, "bounded chunk");
+            expect_start = chunk.end();
+            seq += 1;
+            chunk.for_each_line(|pos, line| {
+                let text = match line {
+                    Line::Text(t) => format!("text:{t}"),
+                    Line::TooLong(p) => format!("long:{}", p.len()),
+                    Line::NotUtf8(b) => format!("raw:{b:?}"),
+                };
+                out.push((pos, text));
+            });
+            if chunk.last {
+                assert_eq!(chunk.end().offset_end, data.len() as u64);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_line_without_end_is_held_bounded_and_skipped_whole() {
+        let mut data = b"a.com\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE));
+        data.extend_from_slice(b"\nb.com\n");
+        let mut input = std::io::BufReader::with_capacity(4096, &data[..]);
+        let mut reader = ChunkReader::new(&mut input, 1000, 1 << 20);
+        let first = reader.next_chunk().unwrap().unwrap();
+        assert!(first.data.len() <= MAX_LINE + 4096 + 8, "{}", first.data.len());
+        assert_eq!(first.dropped as usize + first.data.len(), 6 + 3 * MAX_LINE + 1);
+        let second = reader.next_chunk().unwrap().unwrap();
+        assert_eq!((second.start.line, second.data.as_slice(), second.last), (2, &b"b.com\n"[..], true));
+        assert_eq!(chunked_lines_of(&data, 4096, 1000, 1 << 20), lines_of(&mut &data[..]));
+    }
+
+    proptest! {
+        /// Chunks cut anywhere (any buffer, line and byte limits) report exactly the lines,
+        /// numbers, offsets and verdicts of the whole input read at once.
+        #[test]
+        fn chunks_read_as_the_whole_input(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..40),
+                    Just(b"\xEF\xBB\xBFa\r\n \n\n".to_vec()),
+                    Just(b"x y z\n".to_vec()),
+                    (MAX_LINE - 2..MAX_LINE + 3).prop_map(|n| { let mut v = vec![b'x'; n]; v.push(b'\n'); v }),
+                    (MAX_LINE * 2..MAX_LINE * 2 + 3).prop_map(|n| vec![b'y'; n]),
+                ],
+                0..7,
+            ),
+            cap in 1usize..300,
+            max_lines in 1u64..6,
+            max_bytes in 1usize..200,
+        ) {
+            let data: Vec<u8> = parts.concat();
+            prop_assert_eq!(chunked_lines_of(&data, cap, max_lines, max_bytes), lines_of(&mut &data[..]));
         }
     }
 

@@ -22,7 +22,8 @@ use std::borrow::Cow;
 
 use super::util_a::{count, date_time, host_or_ip, port, present, split_csv};
 use super::{
-    Action, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason, host_of_url,
+    Action, ChunkParser, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason,
+    host_of_url,
 };
 
 pub struct PanosSyslogFormat {
@@ -100,6 +101,9 @@ impl LogFormat for PanosSyslogFormat {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(PanosSyslogParser { utc_offset_secs: self.utc_offset_secs }))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(PanosSyslogParser { utc_offset_secs: self.utc_offset_secs })))
     }
 }
 

@@ -39,3 +39,39 @@ pub fn detect(lines: &[&str]) -> Option<&'static dyn LogFormat> {
         .max_by_key(|(score, _)| *score)
         .map(|(_, f)| f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::test_support::{all_samples, sample};
+    use crate::ingest::{ChunkReader, CollectSink, parse_all};
+
+    /// A format that claims its lines parse independently must parse every sample, cut into
+    /// chunks anywhere, exactly as its stream parser does whole: same records, skips, positions.
+    #[test]
+    fn chunk_parsers_agree_with_stream_parsers_on_every_sample() {
+        let samples: Vec<(String, Vec<u8>)> =
+            all_samples().into_iter().map(|rel| (rel.clone(), sample(&rel))).collect();
+        let mut checked = 0;
+        for format in formats() {
+            let Some(mut chunked) = format.chunk_parser() else { continue };
+            for (rel, data) in &samples {
+                let whole = parse_all(format, data).unwrap();
+                for (cap, max_lines, max_bytes) in [(7, 1, 1 << 20), (64, 3, 200), (1 << 16, 50_000, 1 << 20)] {
+                    let mut input = std::io::BufReader::with_capacity(cap, &data[..]);
+                    let mut reader = ChunkReader::new(&mut input, max_lines, max_bytes);
+                    let mut sink = CollectSink::default();
+                    while let Some(chunk) = reader.next_chunk().unwrap() {
+                        chunked.parse_chunk(&chunk, &mut sink);
+                    }
+                    let what = format!("{} on {rel} in chunks of {max_lines} lines", format.name());
+                    assert_eq!(sink.records, whole.records, "{what}");
+                    assert_eq!(sink.skips, whole.skips, "{what}");
+                }
+                checked += whole.records.len() + whole.skips.len();
+            }
+        }
+        // 487 records alone when this was written: the samples of every stateless format.
+        assert!(checked > 400, "only {checked} records and skips compared");
+    }
+}

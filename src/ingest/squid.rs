@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use super::util_a::{epoch_seconds, looks_like_ip, parse_digits, port};
-use super::{Action, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, SkipReason};
+use super::{Action, ChunkParser, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, SkipReason};
 
 pub struct SquidFormat;
 
@@ -49,6 +49,9 @@ impl LogFormat for SquidFormat {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(SquidParser))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(SquidParser)))
     }
 }
 

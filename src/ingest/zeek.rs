@@ -20,7 +20,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::util_a::{epoch_seconds, host_or_ip, iso8601, looks_like_ip, parse_digits, port};
-use super::{LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason};
+use super::{
+    ChunkParser, LineOutcome, LineParser, LineParserAdapter, LineVotes, LogFormat, Parser, Record, SkipReason,
+};
 
 pub struct ZeekTsvFormat;
 pub struct ZeekJsonFormat;
@@ -323,6 +325,9 @@ impl LogFormat for ZeekJsonFormat {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(ZeekJsonParser))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(ZeekJsonParser)))
     }
 }
 

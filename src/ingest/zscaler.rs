@@ -10,7 +10,9 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::util_b::{self, clean, dest_of};
-use super::{LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason};
+use super::{
+    ChunkParser, LineOutcome, LineParser, LineParserAdapter, LogFormat, Parser, Record, RecordKind, SkipReason,
+};
 
 pub static FORMATS: &[&dyn LogFormat] = &[&ZscalerJson, &ZscalerCsv];
 
@@ -39,6 +41,9 @@ impl LogFormat for ZscalerJson {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(JsonLines))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(JsonLines)))
     }
 }
 
@@ -101,6 +106,9 @@ impl LogFormat for ZscalerCsv {
     }
     fn parser(&self) -> Box<dyn Parser> {
         Box::new(LineParserAdapter(CsvLines))
+    }
+    fn chunk_parser(&self) -> Option<Box<dyn ChunkParser>> {
+        Some(Box::new(LineParserAdapter(CsvLines)))
     }
 }
 
