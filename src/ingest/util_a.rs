@@ -23,17 +23,25 @@ pub fn month_number(s: &str) -> Option<u32> {
 
 /// Parses a run of ASCII digits (no sign, no spaces); None on anything else or overflow.
 pub fn parse_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 20 {
         return None;
     }
+    // Nineteen digits cannot overflow a u64: only the twentieth needs checked arithmetic.
+    let (head, last) = if b.len() == 20 { (&b[..19], Some(b[19])) } else { (b, None) };
     let mut n: u64 = 0;
-    for b in s.bytes() {
-        if !b.is_ascii_digit() {
+    for &c in head {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        n = n * 10 + u64::from(d);
     }
-    Some(n)
+    match last {
+        None => Some(n),
+        Some(c) if c.is_ascii_digit() => n.checked_mul(10)?.checked_add(u64::from(c - b'0')),
+        Some(_) => None,
+    }
 }
 
 /// Byte counters: digits, or 0 when absent or garbled (a bad counter never drops a record).
@@ -47,7 +55,7 @@ pub fn port(s: &str) -> Option<u16> {
 
 /// Epoch seconds from `secs[.frac]` text (Squid, Zeek): the fraction is dropped.
 pub fn epoch_seconds(s: &str) -> Option<i64> {
-    let int = match memchr::memchr(b'.', s.as_bytes()) {
+    let int = match s.bytes().position(|b| b == b'.') {
         Some(dot) => {
             if !s.as_bytes()[dot + 1..].iter().all(u8::is_ascii_digit) {
                 return None;
@@ -253,7 +261,7 @@ pub fn looks_like_ip(s: &str) -> bool {
 }
 
 /// Four dot-separated groups of one to three digits (not range-checked: `999.1.1.1` counts).
-fn dotted_quad(b: &[u8]) -> bool {
+pub(crate) fn dotted_quad(b: &[u8]) -> bool {
     let (mut dots, mut digits) = (0, 0);
     for &c in b {
         match c {
