@@ -201,7 +201,8 @@ impl Store {
         Ok(report)
     }
 
-    /// app_day / app_user / app_device from `traffic_daily` and the domains' current apps:
+    /// app_day / app_user / app_device (and the users' and devices' app lists) from
+    /// `traffic_daily` and the domains' current apps:
     /// the same sums `apply_batch` keeps incrementally. The caller owns the transaction.
     fn rebuild_app_rollups(&self) -> Result<()> {
         self.conn.execute_batch(
@@ -216,7 +217,12 @@ impl Store {
              DELETE FROM app_device;
              INSERT INTO app_device(app_id, device_id, first_day, last_day, bytes_up, bytes_down, transactions)
                SELECT d.app_id, t.device_id, min(t.day), max(t.day), sum(t.bytes_up), sum(t.bytes_down), sum(t.transactions)
-               FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.device_id;",
+               FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.device_id;
+             DELETE FROM user_apps;
+             INSERT INTO user_apps(user_id, apps) SELECT user_id, json_group_array(app_id) FROM app_user GROUP BY user_id;
+             DELETE FROM device_apps;
+             INSERT INTO device_apps(device_id, apps)
+               SELECT device_id, json_group_array(app_id) FROM app_device GROUP BY device_id;",
         )?;
         Ok(())
     }
@@ -277,6 +283,11 @@ mod tests {
             let rows = s.dump_rows(&format!("SELECT * FROM {table} ORDER BY 1, 2"));
             out.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
         }
+        for (lists, owner) in [("user_apps", "user_id"), ("device_apps", "device_id")] {
+            let rows =
+                s.dump_rows(&format!("SELECT l.{owner}, j.value FROM {lists} l, json_each(l.apps) j ORDER BY 1, 2"));
+            out.extend(rows.into_iter().map(|r| format!("{lists}: {r}")));
+        }
         out
     }
 
@@ -289,8 +300,8 @@ mod tests {
         // Lose every roll-up, as if the facts had been committed without them.
         s.conn
             .execute_batch(
-                "DELETE FROM app_day; DELETE FROM domain_total; DELETE FROM app_user;
-                 DELETE FROM app_device; DELETE FROM user_day; DELETE FROM device_day;",
+                "DELETE FROM app_day; DELETE FROM domain_total; DELETE FROM app_user; DELETE FROM app_device;
+                 DELETE FROM user_day; DELETE FROM device_day; DELETE FROM user_apps; DELETE FROM device_apps;",
             )
             .unwrap();
         s.set_rollups_pending(true).unwrap();

@@ -366,8 +366,9 @@ mod tests {
         assert!(Store::open_read_only(&path).is_ok());
     }
 
-    /// A version-3 cache (one row per fact) opens as version 4 with the same facts, read back
-    /// through the `traffic_daily` view.
+    /// A version-3 cache (one row per fact, app × user roll-ups indexed by user) opens at the
+    /// current version with the same facts, read back through the `traffic_daily` view, and
+    /// each user's and device's apps listed.
     #[test]
     fn migrates_plain_facts_into_packed_rows() {
         let dir = tempfile::tempdir().unwrap();
@@ -387,9 +388,23 @@ mod tests {
             c.pragma_update(None, "user_version", 3).unwrap();
             c.pragma_update(None, "application_id", schema::APPLICATION_ID).unwrap();
             c.execute_batch(&format!("INSERT INTO traffic_daily VALUES {}", facts.join(","))).unwrap();
+            c.execute_batch(
+                "INSERT INTO app_user VALUES (7, 1, 19000, 19001, 1, 1, 1), (3, 1, 19000, 19000, 1, 1, 1),
+                                             (7, 2, 19001, 19001, 1, 1, 1);
+                 INSERT INTO app_device VALUES (7, 2, 19000, 19001, 1, 1, 1);",
+            )
+            .unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.version().unwrap(), 4);
+        assert_eq!(store.version().unwrap(), schema::current_version());
+        assert_eq!(
+            store.dump_rows("SELECT user_id, j.value FROM user_apps, json_each(apps) j ORDER BY 1, 2"),
+            ["Integer(1) Integer(3)", "Integer(1) Integer(7)", "Integer(2) Integer(7)"]
+        );
+        assert_eq!(
+            store.dump_rows("SELECT device_id, j.value FROM device_apps, json_each(apps) j"),
+            ["Integer(2) Integer(7)"]
+        );
         let mut want: Vec<String> = facts
             .iter()
             .map(|f| {

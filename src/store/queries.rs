@@ -297,6 +297,13 @@ impl Side {
             Side::Device => ("app_device", "device_id"),
         }
     }
+    /// The table listing each user's (device's) apps, and its key column.
+    fn app_lists(self) -> (&'static str, &'static str) {
+        match self {
+            Side::User => ("user_apps", "user_id"),
+            Side::Device => ("device_apps", "device_id"),
+        }
+    }
     fn join(self) -> &'static str {
         match self {
             Side::User => "JOIN users o ON o.id = x.user_id",
@@ -476,21 +483,34 @@ impl Store {
     }
 
     /// One roll-up (`app_user` or `app_device`) read from either end: the apps of one user /
-    /// device, or the users / devices of one app.
+    /// device (through its app list, then each app's row by key), or the users / devices of
+    /// one app.
     fn usage(&self, side: Side, by_app: bool, id: i64, limit: Option<usize>) -> Result<Vec<UsageRow>> {
         let (table, col) = side.table_and_column();
-        let (join, name, filter) =
-            if by_app { (side.join(), side.name(), "x.app_id".to_string()) } else { ("", "''", format!("x.{col}")) };
-        // Pick the top rows from the roll-up first, then join names to just those: an app with
-        // 50,000 users would otherwise look up 50,000 names to show 5,000.
-        let sql = format!(
-            "SELECT a.id, a.name, a.category, a.score, a.tag, x.{col}, {name}, x.bytes_up, x.bytes_down,
-                    x.transactions, x.first_day, x.last_day
-             FROM (SELECT * FROM {table} x WHERE {filter} = ?1 ORDER BY x.bytes_up DESC LIMIT ?2) x
-             JOIN apps a ON a.id = x.app_id {join}
-             ORDER BY x.bytes_up DESC"
-        );
         let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let sql = if by_app {
+            // Pick the top rows from the roll-up first, then join names to just those: an app
+            // with 50,000 users would otherwise look up 50,000 names to show 5,000.
+            format!(
+                "SELECT a.id, a.name, a.category, a.score, a.tag, x.{col}, {name}, x.bytes_up, x.bytes_down,
+                        x.transactions, x.first_day, x.last_day
+                 FROM (SELECT * FROM {table} x WHERE x.app_id = ?1 ORDER BY x.bytes_up DESC LIMIT ?2) x
+                 JOIN apps a ON a.id = x.app_id {join}
+                 ORDER BY x.bytes_up DESC",
+                name = side.name(),
+                join = side.join()
+            )
+        } else {
+            let (lists, owner) = side.app_lists();
+            format!(
+                "SELECT a.id, a.name, a.category, a.score, a.tag, x.{col}, '', x.bytes_up, x.bytes_down,
+                        x.transactions, x.first_day, x.last_day
+                 FROM json_each((SELECT apps FROM {lists} WHERE {owner} = ?1)) j
+                 JOIN {table} x ON x.app_id = j.value AND x.{col} = ?1
+                 JOIN apps a ON a.id = x.app_id
+                 ORDER BY x.bytes_up DESC LIMIT ?2"
+            )
+        };
         self.collect(&sql, params![id, limit], usage_row)
     }
 

@@ -4,7 +4,7 @@
 /// `PRAGMA application_id`: marks the file as a shadowscope cache ("SSCP").
 pub const APPLICATION_ID: i64 = 0x5353_4350;
 
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -329,4 +329,18 @@ DROP TABLE traffic_daily;
 CREATE VIEW traffic_daily(day, domain_id, user_id, device_id, bytes_up, bytes_down, transactions, blocked) AS
     SELECT p.day, f.domain_id, p.user_id, p.device_id, f.bytes_up, f.bytes_down, f.transactions, f.blocked
     FROM traffic_packed p, facts_of(p.facts) f;
+"#;
+
+/// Version 5: the apps of each user and of each device as a JSON array of app ids, in place of
+/// the `app_user` / `app_device` indexes by user and by device. Those indexes took their rows
+/// in a different order from the tables' keys, so every roll-up write scattered inserts over
+/// them: 0.1 s of the 0.22 s that a 1 M-line import spent writing its 153,351 app × user rows.
+/// A user's list is read once per user page (`json_each`), then each app's row by its key.
+const V5: &str = r#"
+CREATE TABLE user_apps(user_id INTEGER PRIMARY KEY, apps TEXT NOT NULL) STRICT;
+CREATE TABLE device_apps(device_id INTEGER PRIMARY KEY, apps TEXT NOT NULL) STRICT;
+INSERT INTO user_apps(user_id, apps) SELECT user_id, json_group_array(app_id) FROM app_user GROUP BY user_id;
+INSERT INTO device_apps(device_id, apps) SELECT device_id, json_group_array(app_id) FROM app_device GROUP BY device_id;
+DROP INDEX app_user_by_user;
+DROP INDEX app_device_by_device;
 "#;

@@ -26,7 +26,7 @@ struct AppSums {
     span: [Option<(i64, i64)>; PERIODS],
 }
 
-/// One user's sums over all apps.
+/// One user's (or device's) sums over all apps.
 #[derive(Default)]
 struct UserSums {
     apps: i64,
@@ -161,6 +161,56 @@ impl Store {
     }
 }
 
+impl Store {
+    /// `device_summary` in one pass over `app_device`, as `rebuild_user_summary` does for users.
+    /// The caller owns the transaction.
+    pub(super) fn rebuild_device_summary(&self) -> Result<()> {
+        let mut devices: FastMap<i64, UserSums> = FastMap::default();
+        {
+            let mut st = self.conn.prepare("SELECT device_id, bytes_up, bytes_down, last_day FROM app_device")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let (up, down, last): (i64, i64, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
+                let d = devices.entry(r.get(0)?).or_default();
+                d.apps += 1;
+                d.bytes_up = d.bytes_up.saturating_add(up);
+                d.bytes_down = d.bytes_down.saturating_add(down);
+                d.last_day = Some(d.last_day.map_or(last, |l| l.max(last)));
+            }
+        }
+        let mut users: FastMap<i64, i64> = FastMap::default();
+        {
+            let mut st =
+                self.conn.prepare("SELECT device_id, count(DISTINCT user_id) FROM user_devices GROUP BY device_id")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                users.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+        self.conn.execute("DELETE FROM device_summary", [])?;
+        let mut ids = self.conn.prepare("SELECT id FROM devices WHERE id != 0")?;
+        let mut ins = self.conn.prepare_cached(
+            "INSERT INTO device_summary(device_id, users, apps, bytes_up, bytes_down, last_day)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut rows = ids.query([])?;
+        let none = UserSums::default();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let d = devices.get(&id).unwrap_or(&none);
+            ins.execute(params![
+                id,
+                users.get(&id).copied().unwrap_or(0),
+                d.apps,
+                d.bytes_up,
+                d.bytes_down,
+                d.last_day
+            ])?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +273,14 @@ mod tests {
         };
         assert!(count("unsanctioned_up > 0") > 0 && count("risky_up > 0") > 0, "exercises both upload kinds");
         assert_eq!(count("last_day IS NULL AND apps = 0"), 1, "the idle user");
+
+        let want_devices = s.dump_rows(
+            "SELECT d.id, (SELECT count(DISTINCT user_id) FROM user_devices e WHERE e.device_id = d.id),
+               count(ad.app_id), coalesce(sum(ad.bytes_up), 0), coalesce(sum(ad.bytes_down), 0), max(ad.last_day)
+             FROM devices d LEFT JOIN app_device ad ON ad.device_id = d.id
+             WHERE d.id != 0 GROUP BY d.id ORDER BY d.id",
+        );
+        assert!(want_devices.len() > 50, "{}", want_devices.len());
+        assert_eq!(s.dump_rows("SELECT * FROM device_summary ORDER BY device_id"), want_devices);
     }
 }

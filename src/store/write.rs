@@ -7,6 +7,7 @@ use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Severity, Tag, UserId};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FactKey {
@@ -432,7 +433,10 @@ impl Store {
         let rows =
             sorted(r.domain_total).into_iter().map(|(d, c)| [d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)]);
         self.upsert("domain_total(domain_id, bytes_up, bytes_down, transactions)", SUM4, rows)?;
-        for (table, col, map) in [("app_user", "user_id", r.app_user), ("app_device", "device_id", r.app_device)] {
+        for (table, col, lists, map) in
+            [("app_user", "user_id", "user_apps", r.app_user), ("app_device", "device_id", "device_apps", r.app_device)]
+        {
+            self.add_app_lists(lists, col, map.keys())?;
             let rows = sorted(map).into_iter().map(|((a, x), s)| {
                 [a, x, i64::from(s.first), i64::from(s.last), i(s.bytes_up), i(s.bytes_down), i(s.transactions)]
             });
@@ -449,6 +453,33 @@ impl Store {
                 .into_iter()
                 .map(|((x, d), c)| [x, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions)]);
             self.upsert(&format!("{table}({col}, day, bytes_up, bytes_down, transactions)"), SUM4, rows)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `(app, owner)` pairs to the owners' app lists (`user_apps` keyed by `user_id`, or
+    /// `device_apps` by `device_id`): JSON arrays that stand in for an index of `app_user` /
+    /// `app_device` by their second column, which cost more to keep up than the facts themselves.
+    fn add_app_lists<'a>(&self, lists: &str, owner: &str, pairs: impl Iterator<Item = &'a (i64, i64)>) -> Result<()> {
+        let mut by_owner: Vec<(i64, i64)> = pairs.map(|(app, x)| (*x, *app)).collect();
+        by_owner.sort_unstable();
+        let mut st = self.conn.prepare_cached(&format!(
+            "INSERT INTO {lists}({owner}, apps) VALUES (?1, ?2) ON CONFLICT DO UPDATE SET apps =
+                (SELECT json_group_array(value) FROM
+                    (SELECT value FROM json_each({lists}.apps) UNION SELECT value FROM json_each(excluded.apps)))"
+        ))?;
+        let mut json = String::new();
+        for run in by_owner.chunk_by(|a, b| a.0 == b.0) {
+            json.clear();
+            json.push('[');
+            for (i, (_, app)) in run.iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                let _ = write!(json, "{app}");
+            }
+            json.push(']');
+            st.execute(params![run[0].0, json])?;
         }
         Ok(())
     }
@@ -540,17 +571,7 @@ impl Store {
         self.rebuild_app_summary(latest)?;
         self.rebuild_user_summary()?;
         self.refresh_user_alerts_inner()?;
-        c.execute("DELETE FROM device_summary", [])?;
-        c.execute(
-            "INSERT INTO device_summary(device_id, users, apps, bytes_up, bytes_down, last_day)
-             SELECT d.id,
-               (SELECT count(DISTINCT user_id) FROM user_devices e WHERE e.device_id = d.id),
-               count(ad.app_id), coalesce(sum(ad.bytes_up), 0), coalesce(sum(ad.bytes_down), 0), max(ad.last_day)
-             FROM devices d LEFT JOIN app_device ad ON ad.device_id = d.id
-             WHERE d.id != 0 GROUP BY d.id",
-            [],
-        )?;
-        Ok(())
+        self.rebuild_device_summary()
     }
 
     /// Open-alert counts and the local risk scores that include them: all an alert run changes
