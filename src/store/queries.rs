@@ -297,11 +297,11 @@ impl Side {
             Side::Device => ("app_device", "device_id"),
         }
     }
-    /// The table listing each user's (device's) apps, and its key column.
-    fn app_lists(self) -> (&'static str, &'static str) {
+    /// The table listing each user's (device's) apps, keyed like the roll-up's second column.
+    fn app_lists(self) -> &'static str {
         match self {
-            Side::User => ("user_apps", "user_id"),
-            Side::Device => ("device_apps", "device_id"),
+            Side::User => "user_apps",
+            Side::Device => "device_apps",
         }
     }
     fn join(self) -> &'static str {
@@ -501,11 +501,11 @@ impl Store {
                 join = side.join()
             )
         } else {
-            let (lists, owner) = side.app_lists();
+            let lists = side.app_lists();
             format!(
                 "SELECT a.id, a.name, a.category, a.score, a.tag, x.{col}, '', x.bytes_up, x.bytes_down,
                         x.transactions, x.first_day, x.last_day
-                 FROM json_each((SELECT apps FROM {lists} WHERE {owner} = ?1)) j
+                 FROM json_each((SELECT apps FROM {lists} WHERE {col} = ?1)) j
                  JOIN {table} x ON x.app_id = j.value AND x.{col} = ?1
                  JOIN apps a ON a.id = x.app_id
                  ORDER BY x.bytes_up DESC LIMIT ?2"
