@@ -126,15 +126,8 @@ impl Store {
                 u.last_day = Some(u.last_day.map_or(last, |l| l.max(last)));
             }
         }
-        let mut devices: FastMap<i64, i64> = FastMap::default();
-        {
-            let mut st =
-                self.conn.prepare("SELECT user_id, count(DISTINCT device_id) FROM user_devices GROUP BY user_id")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                devices.insert(r.get(0)?, r.get(1)?);
-            }
-        }
+        let devices =
+            self.counts_by_id("SELECT user_id, count(DISTINCT device_id) FROM user_devices GROUP BY user_id")?;
         self.conn.execute("DELETE FROM user_summary", [])?;
         let mut ids = self.conn.prepare("SELECT id FROM users WHERE id != 0")?;
         let mut ins = self.conn.prepare_cached(
@@ -162,6 +155,17 @@ impl Store {
 }
 
 impl Store {
+    /// An `(id, count)` query's rows as a map, for the summaries' per-owner counts.
+    fn counts_by_id(&self, sql: &str) -> Result<FastMap<i64, i64>> {
+        let mut counts = FastMap::default();
+        let mut st = self.conn.prepare(sql)?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            counts.insert(r.get(0)?, r.get(1)?);
+        }
+        Ok(counts)
+    }
+
     /// `device_summary` in one pass over `app_device`, as `rebuild_user_summary` does for users.
     /// The caller owns the transaction.
     pub(super) fn rebuild_device_summary(&self) -> Result<()> {
@@ -178,15 +182,8 @@ impl Store {
                 d.last_day = Some(d.last_day.map_or(last, |l| l.max(last)));
             }
         }
-        let mut users: FastMap<i64, i64> = FastMap::default();
-        {
-            let mut st =
-                self.conn.prepare("SELECT device_id, count(DISTINCT user_id) FROM user_devices GROUP BY device_id")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                users.insert(r.get(0)?, r.get(1)?);
-            }
-        }
+        let users =
+            self.counts_by_id("SELECT device_id, count(DISTINCT user_id) FROM user_devices GROUP BY device_id")?;
         self.conn.execute("DELETE FROM device_summary", [])?;
         let mut ids = self.conn.prepare("SELECT id FROM devices WHERE id != 0")?;
         let mut ins = self.conn.prepare_cached(
