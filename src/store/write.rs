@@ -203,15 +203,54 @@ impl Rollups {
     pub fn is_empty(&self) -> bool {
         self.rows() == 0
     }
+
+    /// Adds facts to the roll-ups. Any order gives the same sums; sorted by day, user and device
+    /// (as [`sum_facts`] leaves them) each packed row's user and device days are looked
+    /// up once rather than once per fact.
+    pub fn add_facts(&mut self, facts: &[(FactKey, Counters)]) {
+        for row in facts.chunk_by(|(a, _), (b, _)| same_packed_row(a, b)) {
+            let head = &row[0].0;
+            let mut total = Counters::default();
+            for (k, c) in row {
+                self.app_day.entry((k.app.0, k.day.0)).or_default().add(c);
+                self.domain_total.entry(k.domain.0).or_default().add(c);
+                merge_span(&mut self.app_user, (k.app.0, k.user.0), k.day, c);
+                merge_span(&mut self.app_device, (k.app.0, k.device.0), k.day, c);
+                total.add(c);
+            }
+            self.user_day.entry((head.user.0, head.day.0)).or_default().add(&total);
+            self.device_day.entry((head.device.0, head.day.0)).or_default().add(&total);
+        }
+    }
+}
+
+/// Sorts facts into the key order of `traffic_packed` (near-appends), then domain order within
+/// a row, which the blob needs, and sums equal keys into one entry. Summed per domain: a domain
+/// belongs to one app, and should a caller pair it with two, the blob still needs each domain
+/// once (the first key's app gets the roll-ups).
+pub fn sum_facts(facts: &mut Vec<(FactKey, Counters)>) {
+    facts.sort_unstable_by_key(|(k, _)| (k.day.0, k.user.0, k.device.0, k.domain.0, k.app.0));
+    facts.dedup_by(|later, kept| {
+        let same = same_packed_row(&later.0, &kept.0) && later.0.domain == kept.0.domain;
+        if same {
+            kept.1.add(&later.1);
+        }
+        same
+    });
+}
+
+/// Whether two facts belong to the same `traffic_packed` row (day × user × device).
+fn same_packed_row(a: &FactKey, b: &FactKey) -> bool {
+    a.day == b.day && a.user == b.user && a.device == b.device
 }
 
 fn merge_span(map: &mut FastMap<(i64, i64), Span>, key: (i64, i64), day: Day, c: &Counters) {
     let s = map.entry(key).or_insert(Span { first: day.0, last: day.0, ..Default::default() });
     s.first = s.first.min(day.0);
     s.last = s.last.max(day.0);
-    s.bytes_up += c.bytes_up;
-    s.bytes_down += c.bytes_down;
-    s.transactions += c.transactions;
+    s.bytes_up = s.bytes_up.saturating_add(c.bytes_up);
+    s.bytes_down = s.bytes_down.saturating_add(c.bytes_down);
+    s.transactions = s.transactions.saturating_add(c.transactions);
 }
 
 /// What [`Store::set_risk_override`] changed.
@@ -348,59 +387,33 @@ impl Store {
     }
 
     /// Writes facts (keys may repeat: they are summed), their roll-ups and user↔device edges.
-    /// Must run inside `begin` / `commit`. The slice is sorted in place.
-    pub fn apply_rows(&self, facts: &mut [(FactKey, Counters)], edges: &[(EdgeKey, EdgeAgg)]) -> Result<()> {
+    /// Must run inside `begin` / `commit`.
+    pub fn apply_rows(&self, facts: &mut Vec<(FactKey, Counters)>, edges: &[(EdgeKey, EdgeAgg)]) -> Result<()> {
+        sum_facts(facts);
+        self.write_facts(facts, edges)?;
         let mut rollups = Rollups::default();
-        self.write_facts(facts, edges, &mut rollups)?;
+        rollups.add_facts(facts);
         self.write_rollups(rollups)
     }
 
-    /// Writes facts and edges, and adds the facts to `rollups` without writing them: an import
-    /// writes each roll-up row once per file instead of once per batch (the same app × user
-    /// pairs recur in every batch). Until [`Store::write_rollups`] runs, the caller must keep
-    /// [`ROLLUPS_PENDING`] set in the same transactions, so that a crash in between is repaired
-    /// on the next open. Must run inside `begin` / `commit`; the slice is sorted in place.
-    pub fn write_facts(
-        &self,
-        facts: &mut [(FactKey, Counters)],
-        edges: &[(EdgeKey, EdgeAgg)],
-        rollups: &mut Rollups,
-    ) -> Result<()> {
-        // Key order of `traffic_packed` (near-appends), then domain order within a row, which
-        // the blob needs; equal keys end up side by side and are summed.
-        facts.sort_unstable_by_key(|(k, _)| (k.day.0, k.user.0, k.device.0, k.domain.0, k.app.0));
+    /// Writes facts as [`sum_facts`] leaves them, and edges, without their roll-ups: an import
+    /// sums the facts into [`Rollups`] on a thread of its own and writes each roll-up row once
+    /// per file instead of once per batch (the same app × user pairs recur in every batch).
+    /// Until [`Store::write_rollups`] runs, the caller must keep [`ROLLUPS_PENDING`] set in the
+    /// same transactions, so that a crash in between is repaired on the next open. Must run
+    /// inside `begin` / `commit`; facts out of order are an error.
+    pub fn write_facts(&self, facts: &[(FactKey, Counters)], edges: &[(EdgeKey, EdgeAgg)]) -> Result<()> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO traffic_packed(day, user_id, device_id, facts) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
         )?;
         let mut blob = Vec::new();
-        let mut rest: &[(FactKey, Counters)] = facts;
-        while let Some(((head, _), _)) = rest.split_first() {
-            let row_len = rest
-                .iter()
-                .take_while(|(k, _)| k.day == head.day && k.user == head.user && k.device == head.device)
-                .count();
-            let (row, tail) = rest.split_at(row_len);
-            rest = tail;
+        for row in facts.chunk_by(|(a, _), (b, _)| same_packed_row(a, b)) {
+            let head = &row[0].0;
             let mut packer = Packer::new(&mut blob);
-            let mut total = Counters::default();
-            let mut entries = row;
-            while let Some(((k, first), more)) = entries.split_first() {
-                let same = more.iter().take_while(|(o, _)| o.domain == k.domain).count();
-                let mut c = *first;
-                for (_, o) in &more[..same] {
-                    c.add(o);
-                }
-                entries = &more[same..];
-                packer.push(k.domain.0, &c).map_err(|e| StoreError::Invalid(e.to_string()))?;
-                rollups.app_day.entry((k.app.0, k.day.0)).or_default().add(&c);
-                rollups.domain_total.entry(k.domain.0).or_default().add(&c);
-                merge_span(&mut rollups.app_user, (k.app.0, k.user.0), k.day, &c);
-                merge_span(&mut rollups.app_device, (k.app.0, k.device.0), k.day, &c);
-                total.add(&c);
+            for (k, c) in row {
+                packer.push(k.domain.0, c).map_err(|e| StoreError::Invalid(e.to_string()))?;
             }
-            rollups.user_day.entry((head.user.0, head.day.0)).or_default().add(&total);
-            rollups.device_day.entry((head.device.0, head.day.0)).or_default().add(&total);
             st.execute(params![head.day.0, head.user.0, head.device.0, &blob])?;
         }
         let mut st = self.conn.prepare_cached(
