@@ -311,6 +311,7 @@ fn print_detail(r: &Outcome, size: u64, parse_s: f64, identify_s: f64) {
         "              writer thread: identify+intern new names {:.3} | SQLite apply+commit {:.3} | idle {:.3}",
         t.intern_s, t.commit_s, t.writer_idle_s
     );
+    println!("              roll-up thread: summing committed facts {:.3} busy", t.rollup_s);
 }
 
 /// Sink that only counts: the cost of read + parse alone.

@@ -557,7 +557,7 @@ type SharedFacts = Arc<Vec<(FactKey, Counters)>>;
 
 /// What the writer hands the roll-up thread.
 enum RollupMsg {
-    /// A commit's facts; the thread answers on its `done` channel once they are summed.
+    /// A commit's facts; the thread answers on its `done` channel with its row count and them.
     Facts(SharedFacts),
     /// Everything summed so far, sent back to be written.
     Take(SyncSender<Rollups>),
@@ -597,12 +597,8 @@ struct HeldRollups {
     /// `None` once closed, which ends the thread.
     tx: Option<SyncSender<RollupMsg>>,
     done: Receiver<(usize, SharedFacts)>,
-    /// A commit's facts are with the thread.
-    in_flight: bool,
-    /// Rows the thread holds.
+    /// Rows the thread holds: none until facts are summed, some after any.
     rows: usize,
-    /// Facts were summed since the roll-ups were last taken.
-    holds: bool,
     /// [`crate::store::write::ROLLUPS_PENDING`] is set in the committed state.
     marked: bool,
     since: Instant,
@@ -623,16 +619,7 @@ impl HeldRollups {
     fn new(cap: usize) -> (HeldRollups, RollupThreadEnds) {
         let (tx, rx) = sync_channel(1);
         let (done_tx, done) = sync_channel(1);
-        let held = HeldRollups {
-            tx: Some(tx),
-            done,
-            in_flight: false,
-            rows: 0,
-            holds: false,
-            marked: false,
-            since: Instant::now(),
-            cap,
-        };
+        let held = HeldRollups { tx: Some(tx), done, rows: 0, marked: false, since: Instant::now(), cap };
         (held, RollupThreadEnds { rx, done: done_tx })
     }
 
@@ -640,27 +627,27 @@ impl HeldRollups {
         self.tx.as_ref().ok_or_else(rollup_thread_stopped)?.send(msg).map_err(|_| rollup_thread_stopped())
     }
 
-    /// Hands a commit's summed facts to the thread; the writer writes them meanwhile and then
-    /// calls [`HeldRollups::summed`].
-    fn feed(&mut self, facts: Vec<(FactKey, Counters)>) -> Result<SharedFacts, StoreError> {
-        let facts = Arc::new(facts);
-        if !facts.is_empty() {
-            self.send(RollupMsg::Facts(Arc::clone(&facts)))?;
-            self.in_flight = true;
-        }
-        Ok(facts)
+    /// Whether facts were summed since the roll-ups were last written.
+    fn holds(&self) -> bool {
+        self.rows > 0
     }
 
-    /// Waits for the thread to have summed the facts fed last; returns their vector, emptied,
-    /// to gather the next commit in.
-    fn summed(&mut self, facts: SharedFacts) -> Result<Vec<(FactKey, Counters)>, StoreError> {
-        let mut facts = facts;
-        if self.in_flight {
-            let (rows, theirs) = self.done.recv().map_err(|_| rollup_thread_stopped())?;
-            self.in_flight = false;
-            self.rows = rows;
-            self.holds = true;
+    /// Has the thread sum a commit's facts (as [`sum_facts`] leaves them) while `write` writes
+    /// them; returns their vector, emptied, to gather the next commit in.
+    fn sum_while(
+        &mut self,
+        facts: Vec<(FactKey, Counters)>,
+        write: impl FnOnce(&[(FactKey, Counters)]) -> Result<(), StoreError>,
+    ) -> Result<Vec<(FactKey, Counters)>, StoreError> {
+        let mut facts = Arc::new(facts);
+        if facts.is_empty() {
+            write(&facts)?;
+        } else {
+            self.send(RollupMsg::Facts(Arc::clone(&facts)))?;
+            write(&facts)?;
             drop(facts);
+            let (rows, theirs) = self.done.recv().map_err(|_| rollup_thread_stopped())?;
+            self.rows = rows;
             facts = theirs;
         }
         let mut v = Arc::try_unwrap(facts).unwrap_or_default();
@@ -673,11 +660,10 @@ impl HeldRollups {
     fn settle(&mut self, store: &Store, now: bool) -> Result<(), StoreError> {
         let due = now || self.rows >= self.cap || self.since.elapsed() >= ROLLUP_FLUSH_INTERVAL;
         if due {
-            if self.holds {
+            if self.holds() {
                 let (reply, taken) = sync_channel(1);
                 self.send(RollupMsg::Take(reply))?;
                 let rollups = taken.recv().map_err(|_| rollup_thread_stopped())?;
-                self.holds = false;
                 self.rows = 0;
                 store.write_rollups(rollups)?;
             }
@@ -685,7 +671,7 @@ impl HeldRollups {
                 store.set_rollups_pending(false)?;
             }
             self.since = Instant::now();
-        } else if !self.marked && self.holds {
+        } else if !self.marked && self.holds() {
             store.set_rollups_pending(true)?;
         }
         Ok(())
@@ -693,7 +679,7 @@ impl HeldRollups {
 
     /// Called after the transaction that `settle` wrote into has committed.
     fn committed(&mut self) {
-        self.marked = self.holds;
+        self.marked = self.holds();
     }
 
     /// Writes what is held in a transaction of its own and opens the next one.
@@ -809,9 +795,8 @@ impl Writer<'_> {
         let mut p = std::mem::take(&mut self.pending);
         let store = self.store;
         sum_facts(&mut p.facts);
-        let facts = self.held.feed(p.facts)?;
-        store.write_facts(&facts, &p.edges)?;
-        self.pending.facts = self.held.summed(facts)?;
+        let edges = &p.edges;
+        self.pending.facts = self.held.sum_while(p.facts, |facts| store.write_facts(facts, edges))?;
         self.held.settle(store, p.complete)?;
         self.totals.absorb(p.tally, self.max_examples);
         let t = &self.totals;
@@ -1191,7 +1176,7 @@ fn run_import(
         if written.is_ok() && writer.pending.tally.records > 0 {
             written = writer.commit();
         }
-        if written.is_ok() && writer.held.holds {
+        if written.is_ok() && writer.held.holds() {
             written = writer.held.flush(store);
         }
         writer.held.close();

@@ -401,7 +401,7 @@ impl Store {
     /// per file instead of once per batch (the same app × user pairs recur in every batch).
     /// Until [`Store::write_rollups`] runs, the caller must keep [`ROLLUPS_PENDING`] set in the
     /// same transactions, so that a crash in between is repaired on the next open. Must run
-    /// inside `begin` / `commit`; facts out of order are an error.
+    /// inside `begin` / `commit`; a row's domains out of order are an error.
     pub fn write_facts(&self, facts: &[(FactKey, Counters)], edges: &[(EdgeKey, EdgeAgg)]) -> Result<()> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO traffic_packed(day, user_id, device_id, facts) VALUES (?1, ?2, ?3, ?4)
