@@ -312,6 +312,7 @@ fn print_detail(r: &Outcome, size: u64, parse_s: f64, identify_s: f64) {
         t.intern_s, t.commit_s, t.writer_idle_s
     );
     println!("              roll-up thread: summing committed facts {:.3} busy", t.rollup_s);
+    println!("              writer, of apply+commit: held roll-ups written {:.3}", t.rollup_write_s);
 }
 
 /// Sink that only counts: the cost of read + parse alone.

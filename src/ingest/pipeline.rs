@@ -101,6 +101,8 @@ pub struct ImportTimings {
     pub commit_s: f64,
     /// Roll-up thread busy summing the committed facts.
     pub rollup_s: f64,
+    /// Writer: held roll-ups written to their tables (part of `commit_s`).
+    pub rollup_write_s: f64,
     /// Writer waiting for the parser.
     pub writer_idle_s: f64,
 }
@@ -603,6 +605,8 @@ struct HeldRollups {
     marked: bool,
     since: Instant,
     cap: usize,
+    /// Time spent writing roll-ups to their tables.
+    write_time: Duration,
 }
 
 /// The thread's side of [`HeldRollups`], to run with [`sum_rollups`].
@@ -619,7 +623,15 @@ impl HeldRollups {
     fn new(cap: usize) -> (HeldRollups, RollupThreadEnds) {
         let (tx, rx) = sync_channel(1);
         let (done_tx, done) = sync_channel(1);
-        let held = HeldRollups { tx: Some(tx), done, rows: 0, marked: false, since: Instant::now(), cap };
+        let held = HeldRollups {
+            tx: Some(tx),
+            done,
+            rows: 0,
+            marked: false,
+            since: Instant::now(),
+            cap,
+            write_time: Duration::ZERO,
+        };
         (held, RollupThreadEnds { rx, done: done_tx })
     }
 
@@ -665,7 +677,9 @@ impl HeldRollups {
                 self.send(RollupMsg::Take(reply))?;
                 let rollups = taken.recv().map_err(|_| rollup_thread_stopped())?;
                 self.rows = 0;
+                let started = Instant::now();
                 store.write_rollups(rollups)?;
+                self.write_time += started.elapsed();
             }
             if self.marked {
                 store.set_rollups_pending(false)?;
@@ -1186,6 +1200,7 @@ fn run_import(
             Err(_) => {}
         }
         writer.timings.writer_idle_s = idle.as_secs_f64();
+        writer.timings.rollup_write_s = writer.held.write_time.as_secs_f64();
         (parse_side.join(), written, writer)
     });
     let mut timings = writer.timings;
