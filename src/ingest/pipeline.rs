@@ -8,6 +8,7 @@ use super::{
 };
 use crate::catalog::Catalog;
 use crate::domain::{AppId, Day, DeviceId, DomainId, UNKNOWN_DEVICE, UNKNOWN_USER, UserId};
+use crate::packed_sort::sort_by_fields;
 use crate::sanitize::display_safe_bytes;
 use crate::store::write::{Counters, EdgeAgg, EdgeKey, EnsuredApps, FactKey, FastMap, Rollups, sum_facts};
 use crate::store::{Store, StoreError};
@@ -486,7 +487,7 @@ impl<'a> Collector<'a> {
 
 /// Sorts facts by key and sums the counters of equal keys into one entry.
 fn sort_and_merge(facts: &mut Vec<(LocalFact, Counters)>) {
-    facts.sort_unstable_by_key(|(k, _)| *k);
+    sort_by_fields(facts, |(k, _)| [i64::from(k.day), i64::from(k.dest), i64::from(k.user), i64::from(k.device)]);
     facts.dedup_by(|(k, c), (kept_k, kept)| {
         let same = k == kept_k;
         if same {
