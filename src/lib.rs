@@ -12,7 +12,7 @@ pub mod domain;
 pub mod event;
 pub mod ingest;
 mod json_visit;
-pub mod packed_sort;
+mod packed_sort;
 pub mod private_fs;
 pub mod runtime;
 pub mod sanitize;

@@ -77,8 +77,8 @@ impl Store {
         Ok(classes)
     }
 
-    /// Reads a roll-up once, in key order. The user summaries and the apps' user counts each
-    /// read all of `app_user` (153,351 rows for a 1 M-line Squid log): one read serves both.
+    /// Reads a roll-up once, in key order, for both the owners' sums and the apps' owner counts,
+    /// which used to read all of `app_user` (153,351 rows for a 1 M-line Squid log) each.
     fn usage_pass(
         &self,
         table: &str,
