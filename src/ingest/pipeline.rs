@@ -10,7 +10,9 @@ use crate::catalog::Catalog;
 use crate::domain::{AppId, Day, DeviceId, DomainId, UNKNOWN_DEVICE, UNKNOWN_USER, UserId};
 use crate::packed_sort::sort_by_fields;
 use crate::sanitize::display_safe_bytes;
-use crate::store::write::{Counters, EdgeAgg, EdgeKey, EnsuredApps, FactKey, FastMap, Rollups, sum_facts};
+use crate::store::write::{
+    Counters, EdgeAgg, EdgeKey, EnsuredApps, FactKey, FastMap, Rollups, sum_facts, sum_neighbours,
+};
 use crate::store::{Store, StoreError};
 use rusqlite::{OptionalExtension, params};
 use std::borrow::Cow;
@@ -488,13 +490,7 @@ impl<'a> Collector<'a> {
 /// Sorts facts by key and sums the counters of equal keys into one entry.
 fn sort_and_merge(facts: &mut Vec<(LocalFact, Counters)>) {
     sort_by_fields(facts, |(k, _)| [i64::from(k.day), i64::from(k.dest), i64::from(k.user), i64::from(k.device)]);
-    facts.dedup_by(|(k, c), (kept_k, kept)| {
-        let same = k == kept_k;
-        if same {
-            kept.add(c);
-        }
-        same
-    });
+    sum_neighbours(facts, |a, b| a == b);
 }
 
 fn add_edge(edges: &mut FastMap<LocalEdge, EdgeAgg>, key: LocalEdge, ts: i64, logons: u64) {

@@ -59,7 +59,8 @@ impl Store {
         let cuts: [i64; PERIODS] = Period::PRESETS.map(|p| i64::from(p.cutoff(latest).0));
         let classes = self.app_classes()?;
         let users = self.usage_pass("app_user", "user_id", &cuts, &classes)?;
-        let devices = self.usage_pass("app_device", "device_id", &cuts, &classes)?;
+        // Device summaries keep no unsanctioned or high-risk uploads: no class to look up per row.
+        let devices = self.usage_pass("app_device", "device_id", &cuts, &FastMap::default())?;
         self.rebuild_app_summary(&cuts, &users.active, &devices.active)?;
         self.write_user_summary(&users.owners)?;
         self.write_device_summary(&devices.owners)

@@ -201,15 +201,11 @@ impl Rollups {
             + self.user_day.len()
             + self.device_day.len()
     }
-    pub fn is_empty(&self) -> bool {
-        self.rows() == 0
-    }
-
     /// Adds facts to the roll-ups. Any order gives the same sums; sorted by day, user and device
     /// (as [`sum_facts`] leaves them) each packed row's user and device days are looked
     /// up once rather than once per fact.
     pub fn add_facts(&mut self, facts: &[(FactKey, Counters)]) {
-        for row in facts.chunk_by(|(a, _), (b, _)| same_packed_row(a, b)) {
+        for row in packed_rows(facts) {
             let head = &row[0].0;
             let mut total = Counters::default();
             for (k, c) in row {
@@ -231,13 +227,24 @@ impl Rollups {
 /// once (the first key's app gets the roll-ups).
 pub fn sum_facts(facts: &mut Vec<(FactKey, Counters)>) {
     sort_by_fields(facts, |(k, _)| [i64::from(k.day.0), k.user.0, k.device.0, k.domain.0, k.app.0]);
-    facts.dedup_by(|later, kept| {
-        let same = same_packed_row(&later.0, &kept.0) && later.0.domain == kept.0.domain;
-        if same {
+    sum_neighbours(facts, |a, b| same_packed_row(a, b) && a.domain == b.domain);
+}
+
+/// Sums each run of neighbouring entries that `same` calls equal into its first entry: sorted
+/// entries come out one per key.
+pub fn sum_neighbours<K>(entries: &mut Vec<(K, Counters)>, same: impl Fn(&K, &K) -> bool) {
+    entries.dedup_by(|later, kept| {
+        let equal = same(&later.0, &kept.0);
+        if equal {
             kept.1.add(&later.1);
         }
-        same
+        equal
     });
+}
+
+/// Facts as [`sum_facts`] leaves them, one slice per `traffic_packed` row.
+fn packed_rows(facts: &[(FactKey, Counters)]) -> impl Iterator<Item = &[(FactKey, Counters)]> {
+    facts.chunk_by(|(a, _), (b, _)| same_packed_row(a, b))
 }
 
 /// Whether two facts belong to the same `traffic_packed` row (day × user × device).
@@ -409,7 +416,7 @@ impl Store {
              ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
         )?;
         let mut blob = Vec::new();
-        for row in facts.chunk_by(|(a, _), (b, _)| same_packed_row(a, b)) {
+        for row in packed_rows(facts) {
             let head = &row[0].0;
             let mut packer = Packer::new(&mut blob);
             for (k, c) in row {
@@ -711,13 +718,7 @@ mod tests {
 
     fn reference(mut facts: Vec<(FactKey, Counters)>) -> Vec<(FactKey, Counters)> {
         facts.sort_by_key(|(k, _)| (k.day.0, k.user.0, k.device.0, k.domain.0, k.app.0));
-        facts.dedup_by(|later, kept| {
-            let same = same_packed_row(&later.0, &kept.0) && later.0.domain == kept.0.domain;
-            if same {
-                kept.1.add(&later.1);
-            }
-            same
-        });
+        sum_neighbours(&mut facts, |a, b| same_packed_row(a, b) && a.domain == b.domain);
         facts
     }
 
