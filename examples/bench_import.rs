@@ -269,6 +269,21 @@ fn check_rollups(c: &rusqlite::Connection) {
         ("user_day", "SELECT user_id, day, bytes_up, bytes_down, transactions FROM user_day EXCEPT SELECT user_id, day, sum(bytes_up), sum(bytes_down), sum(transactions) FROM traffic_daily GROUP BY 1, 2".to_string()),
         ("device_day", "SELECT device_id, day, bytes_up, bytes_down, transactions FROM device_day EXCEPT SELECT device_id, day, sum(bytes_up), sum(bytes_down), sum(transactions) FROM traffic_daily GROUP BY 1, 2".to_string()),
     ];
+    // The packed rows by owner must hold exactly the app × owner entries of the rows by app.
+    let both_ends = |by_owner: &str, by_app: &str, owner: &str| {
+        let cols = format!("app_id, {owner}, first_day, last_day, bytes_up, bytes_down, transactions");
+        (
+            by_owner.to_string(),
+            format!(
+                "SELECT * FROM (SELECT {cols} FROM {by_owner} EXCEPT SELECT {cols} FROM {by_app})
+                 UNION ALL SELECT * FROM (SELECT {cols} FROM {by_app} EXCEPT SELECT {cols} FROM {by_owner})"
+            ),
+        )
+    };
+    let checks = checks
+        .into_iter()
+        .map(|(t, sql)| (t.to_string(), sql))
+        .chain([both_ends("user_app", "app_user", "user_id"), both_ends("device_app", "app_device", "device_id")]);
     for (table, sql) in checks {
         let bad: i64 = c.query_row(&format!("SELECT count(*) FROM ({sql})"), [], |r| r.get(0)).expect("check");
         assert_eq!(bad, 0, "{table} disagrees with traffic_daily in {bad} rows");

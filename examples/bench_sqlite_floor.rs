@@ -1,7 +1,7 @@
 //! Why the facts are packed: how long SQLite alone takes to write a given number of rows of
 //! the old one-row-per-fact `traffic_daily` shape (4-column key, 4 counters, WITHOUT ROWID, WAL, synchronous=NORMAL),
 //! in key order, 64 rows per statement, in one transaction, with nothing else running; then the
-//! same facts packed one row per day × user × device, as `store::facts` writes them. The
+//! same facts packed one row per day × user × device, as `store::packed` writes them. The
 //! import's writer does the packed write plus the roll-ups, so it can never be faster than that.
 //!
 //! `cargo run --release --example bench_sqlite_floor -- [ROWS]` (default 656,771: the distinct
@@ -71,7 +71,7 @@ fn main() -> rusqlite::Result<()> {
 /// The same facts as the import writes them now: one `traffic_packed` row per day × user ×
 /// device, its domains in a blob, upserted through `merge_facts`.
 fn packed(dir: &std::path::Path, data: &[[i64; 8]]) -> rusqlite::Result<()> {
-    use shadowscope::store::facts::Packer;
+    use shadowscope::store::packed::Packer;
     use shadowscope::store::write::Counters;
     let path = dir.join("packed.db");
     let c = shadowscope::store::raw_connection(&path)?;

@@ -201,7 +201,7 @@ impl Store {
         Ok(report)
     }
 
-    /// app_day / app_user / app_device (and the users' and devices' app lists) from
+    /// app_day and the app × user / device roll-ups (both packed ends) from
     /// `traffic_daily` and the domains' current apps:
     /// the same sums `apply_batch` keeps incrementally. The caller owns the transaction.
     fn rebuild_app_rollups(&self) -> Result<()> {
@@ -210,19 +210,28 @@ impl Store {
              INSERT INTO app_day(app_id, day, bytes_up, bytes_down, transactions, blocked)
                SELECT d.app_id, t.day, sum(t.bytes_up), sum(t.bytes_down), sum(t.transactions), sum(t.blocked)
                FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.day;
-             DELETE FROM app_user;
-             INSERT INTO app_user(app_id, user_id, first_day, last_day, bytes_up, bytes_down, transactions)
-               SELECT d.app_id, t.user_id, min(t.day), max(t.day), sum(t.bytes_up), sum(t.bytes_down), sum(t.transactions)
-               FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.user_id;
-             DELETE FROM app_device;
-             INSERT INTO app_device(app_id, device_id, first_day, last_day, bytes_up, bytes_down, transactions)
-               SELECT d.app_id, t.device_id, min(t.day), max(t.day), sum(t.bytes_up), sum(t.bytes_down), sum(t.transactions)
-               FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.device_id;
-             DELETE FROM user_apps;
-             INSERT INTO user_apps(user_id, apps) SELECT user_id, json_group_array(app_id) FROM app_user GROUP BY user_id;
-             DELETE FROM device_apps;
-             INSERT INTO device_apps(device_id, apps)
-               SELECT device_id, json_group_array(app_id) FROM app_device GROUP BY device_id;",
+             DELETE FROM app_user_packed;
+             INSERT INTO app_user_packed(app_id, users)
+               SELECT app_id, pack_usage(user_id, f, l, up, down, tx) FROM
+                 (SELECT d.app_id, t.user_id, min(t.day) f, max(t.day) l, sum(t.bytes_up) up, sum(t.bytes_down) down,
+                         sum(t.transactions) tx
+                  FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.user_id)
+               GROUP BY app_id;
+             DELETE FROM app_device_packed;
+             INSERT INTO app_device_packed(app_id, devices)
+               SELECT app_id, pack_usage(device_id, f, l, up, down, tx) FROM
+                 (SELECT d.app_id, t.device_id, min(t.day) f, max(t.day) l, sum(t.bytes_up) up, sum(t.bytes_down) down,
+                         sum(t.transactions) tx
+                  FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.device_id)
+               GROUP BY app_id;
+             DELETE FROM user_app_packed;
+             INSERT INTO user_app_packed(user_id, apps)
+               SELECT user_id, pack_usage(app_id, first_day, last_day, bytes_up, bytes_down, transactions)
+               FROM app_user GROUP BY user_id;
+             DELETE FROM device_app_packed;
+             INSERT INTO device_app_packed(device_id, apps)
+               SELECT device_id, pack_usage(app_id, first_day, last_day, bytes_up, bytes_down, transactions)
+               FROM app_device GROUP BY device_id;",
         )?;
         Ok(())
     }
@@ -279,14 +288,11 @@ mod tests {
     /// Every roll-up row, in key order, for comparing two ways of computing them.
     fn rollup_rows(s: &Store) -> Vec<String> {
         let mut out = Vec::new();
-        for table in ["app_day", "domain_total", "app_user", "app_device", "user_day", "device_day"] {
+        for table in
+            ["app_day", "domain_total", "app_user", "app_device", "user_app", "device_app", "user_day", "device_day"]
+        {
             let rows = s.dump_rows(&format!("SELECT * FROM {table} ORDER BY 1, 2"));
             out.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
-        }
-        for (lists, owner) in [("user_apps", "user_id"), ("device_apps", "device_id")] {
-            let rows =
-                s.dump_rows(&format!("SELECT l.{owner}, j.value FROM {lists} l, json_each(l.apps) j ORDER BY 1, 2"));
-            out.extend(rows.into_iter().map(|r| format!("{lists}: {r}")));
         }
         out
     }
@@ -300,8 +306,9 @@ mod tests {
         // Lose every roll-up, as if the facts had been committed without them.
         s.conn
             .execute_batch(
-                "DELETE FROM app_day; DELETE FROM domain_total; DELETE FROM app_user; DELETE FROM app_device;
-                 DELETE FROM user_day; DELETE FROM device_day; DELETE FROM user_apps; DELETE FROM device_apps;",
+                "DELETE FROM app_day; DELETE FROM domain_total; DELETE FROM app_user_packed;
+                 DELETE FROM app_device_packed; DELETE FROM user_day; DELETE FROM device_day;
+                 DELETE FROM user_app_packed; DELETE FROM device_app_packed;",
             )
             .unwrap();
         s.set_rollups_pending(true).unwrap();

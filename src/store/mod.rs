@@ -8,9 +8,9 @@
 //! while the writer writes.
 pub mod audit;
 pub mod catalog_sync;
-pub mod facts;
 pub mod governance;
 pub mod outbox;
+pub mod packed;
 pub mod queries;
 pub mod schema;
 mod summaries;
@@ -166,11 +166,11 @@ pub(crate) fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// A plain SQLite connection to a cache with its SQL functions registered (see [`facts`]), for
+/// A plain SQLite connection to a cache with its SQL functions registered (see [`packed`]), for
 /// tests and tools that inspect a cache without a [`Store`]: no lock, no migration, no pragmas.
 pub fn raw_connection(path: impl AsRef<Path>) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    facts::register(&conn)?;
+    packed::register(&conn)?;
     Ok(conn)
 }
 
@@ -202,7 +202,7 @@ impl Store {
                 .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
         let store = Store { conn, path: path.to_owned(), _writer: None };
         store.conn.busy_timeout(Duration::from_secs(5))?;
-        facts::register(&store.conn)?;
+        packed::register(&store.conn)?;
         store.check_identity()?;
         let version = store.version()?;
         if version != schema::current_version() {
@@ -237,7 +237,7 @@ impl Store {
 
     fn configure(&self) -> Result<()> {
         self.conn.busy_timeout(Duration::from_secs(5))?;
-        facts::register(&self.conn)?;
+        packed::register(&self.conn)?;
         self.check_identity()?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -366,9 +366,9 @@ mod tests {
         assert!(Store::open_read_only(&path).is_ok());
     }
 
-    /// A version-3 cache (one row per fact, app × user roll-ups indexed by user) opens at the
-    /// current version with the same facts, read back through the `traffic_daily` view, and
-    /// each user's and device's apps listed.
+    /// A version-3 cache (one row per fact, one row per app × user roll-up) opens at the
+    /// current version with the same facts, read back through the `traffic_daily` view, and the
+    /// same roll-ups read from both packed ends.
     #[test]
     fn migrates_plain_facts_into_packed_rows() {
         let dir = tempfile::tempdir().unwrap();
@@ -397,14 +397,19 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.version().unwrap(), schema::current_version());
+        let usage = |a: i64, b: i64, first: i64, last: i64| {
+            format!("Integer({a}) Integer({b}) Integer({first}) Integer({last}) Integer(1) Integer(1) Integer(1)")
+        };
         assert_eq!(
-            store.dump_rows("SELECT user_id, j.value FROM user_apps, json_each(apps) j ORDER BY 1, 2"),
-            ["Integer(1) Integer(3)", "Integer(1) Integer(7)", "Integer(2) Integer(7)"]
+            store.dump_rows("SELECT * FROM user_app ORDER BY 1, 2"),
+            [usage(1, 3, 19000, 19000), usage(1, 7, 19000, 19001), usage(2, 7, 19001, 19001)]
         );
         assert_eq!(
-            store.dump_rows("SELECT device_id, j.value FROM device_apps, json_each(apps) j"),
-            ["Integer(2) Integer(7)"]
+            store.dump_rows("SELECT * FROM app_user ORDER BY 1, 2"),
+            [usage(3, 1, 19000, 19000), usage(7, 1, 19000, 19001), usage(7, 2, 19001, 19001)]
         );
+        assert_eq!(store.dump_rows("SELECT * FROM device_app"), [usage(2, 7, 19000, 19001)]);
+        assert_eq!(store.dump_rows("SELECT count(*) FROM app_user_packed"), ["Integer(2)"]);
         let mut want: Vec<String> = facts
             .iter()
             .map(|f| {

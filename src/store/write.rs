@@ -1,14 +1,13 @@
 //! Writes: interning of users / devices / hosts, per-batch fact application with roll-ups,
 //! summaries, tags and settings. Callers bracket batches with `begin` / `commit` so a killed
 //! process leaves either the whole batch or none of it.
-use super::facts::Packer;
+use super::packed::{Entry, Packer, Span};
 use super::{Result, Store, StoreError, i};
 use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Severity, Tag, UserId};
 use crate::packed_sort::sort_by_fields;
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FactKey {
@@ -80,17 +79,6 @@ impl FactBatch {
     pub fn is_empty(&self) -> bool {
         self.facts.is_empty() && self.edges.is_empty()
     }
-}
-
-/// An app × user (or device) roll-up: its day span and sums. No `blocked`: those tables have
-/// none, and 8 bytes less an entry keeps the import's largest map smaller.
-#[derive(Default)]
-struct Span {
-    first: i32,
-    last: i32,
-    bytes_up: u64,
-    bytes_down: u64,
-    transactions: u64,
 }
 
 /// FxHash-style multiplicative hasher: the roll-up and batch keys are small integers, where
@@ -177,6 +165,20 @@ impl EnsuredApps {
 const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
     transactions = transactions + excluded.transactions";
 
+/// The packed tables of one app roll-up: by app (`owners` names its blob column) and by owner.
+#[derive(Clone, Copy)]
+struct UsageTables {
+    by_app: &'static str,
+    owners: &'static str,
+    by_owner: &'static str,
+}
+
+impl UsageTables {
+    const USER: UsageTables = UsageTables { by_app: "app_user_packed", owners: "users", by_owner: "user_app_packed" };
+    const DEVICE: UsageTables =
+        UsageTables { by_app: "app_device_packed", owners: "devices", by_owner: "device_app_packed" };
+}
+
 /// `meta` key present while some committed facts are not yet in the roll-ups.
 pub const ROLLUPS_PENDING: &str = "rollups_pending";
 
@@ -253,12 +255,8 @@ fn same_packed_row(a: &FactKey, b: &FactKey) -> bool {
 }
 
 fn merge_span(map: &mut FastMap<(i64, i64), Span>, key: (i64, i64), day: Day, c: &Counters) {
-    let s = map.entry(key).or_insert(Span { first: day.0, last: day.0, ..Default::default() });
-    s.first = s.first.min(day.0);
-    s.last = s.last.max(day.0);
-    s.bytes_up = s.bytes_up.saturating_add(c.bytes_up);
-    s.bytes_down = s.bytes_down.saturating_add(c.bytes_down);
-    s.transactions = s.transactions.saturating_add(c.transactions);
+    let one = Span::of(day.0, c);
+    map.entry(key).and_modify(|s| s.combine(&one)).or_insert(one);
 }
 
 /// What [`Store::set_risk_override`] changed.
@@ -454,21 +452,8 @@ impl Store {
         let rows =
             sorted(r.domain_total).into_iter().map(|(d, c)| [d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)]);
         self.upsert("domain_total(domain_id, bytes_up, bytes_down, transactions)", SUM4, rows)?;
-        for (table, col, lists, map) in
-            [("app_user", "user_id", "user_apps", r.app_user), ("app_device", "device_id", "device_apps", r.app_device)]
-        {
-            self.add_app_lists(lists, col, map.keys())?;
-            let rows = sorted(map).into_iter().map(|((a, x), s)| {
-                [a, x, i64::from(s.first), i64::from(s.last), i(s.bytes_up), i(s.bytes_down), i(s.transactions)]
-            });
-            self.upsert(
-                &format!("{table}(app_id, {col}, first_day, last_day, bytes_up, bytes_down, transactions)"),
-                &format!(
-                    "first_day = min(first_day, excluded.first_day), last_day = max(last_day, excluded.last_day), {SUM4}"
-                ),
-                rows,
-            )?;
-        }
+        self.write_usage(UsageTables::USER, r.app_user)?;
+        self.write_usage(UsageTables::DEVICE, r.app_device)?;
         for (table, col, map) in [("user_day", "user_id", r.user_day), ("device_day", "device_id", r.device_day)] {
             let rows = sorted(map)
                 .into_iter()
@@ -478,29 +463,35 @@ impl Store {
         Ok(())
     }
 
-    /// Adds `(app, owner)` pairs to the owners' app lists (`user_apps` keyed by `user_id`, or
-    /// `device_apps` by `device_id`): JSON arrays that stand in for an index of `app_user` /
-    /// `app_device` by their second column, which cost more to keep up than the facts themselves.
-    fn add_app_lists<'a>(&self, lists: &str, owner: &str, pairs: impl Iterator<Item = &'a (i64, i64)>) -> Result<()> {
-        let mut by_owner: Vec<(i64, i64)> = pairs.map(|(app, x)| (*x, *app)).collect();
-        by_owner.sort_unstable();
+    /// Adds app × owner spans to both packed ends: each app's row of owners, each owner's row
+    /// of apps. Sorted one way and then the other, each row's entries are one run.
+    fn write_usage(&self, t: UsageTables, map: FastMap<(i64, i64), Span>) -> Result<()> {
+        let mut entries: Vec<((i64, i64), Span)> = map.into_iter().collect();
+        sort_by_fields(&mut entries, |((app, owner), _)| [*app, *owner]);
+        self.upsert_usage(t.by_app, t.owners, &entries, |&(app, owner)| (app, owner))?;
+        sort_by_fields(&mut entries, |((app, owner), _)| [*owner, *app]);
+        self.upsert_usage(t.by_owner, "apps", &entries, |&(app, owner)| (owner, app))
+    }
+
+    /// One upsert per run of `entries` with the same row key, `split` naming each pair's row key
+    /// and entry id; `entries` are sorted by both.
+    fn upsert_usage(
+        &self,
+        table: &str,
+        blob: &str,
+        entries: &[((i64, i64), Span)],
+        split: impl Fn(&(i64, i64)) -> (i64, i64),
+    ) -> Result<()> {
         let mut st = self.conn.prepare_cached(&format!(
-            "INSERT INTO {lists}({owner}, apps) VALUES (?1, ?2) ON CONFLICT DO UPDATE SET apps =
-                (SELECT json_group_array(value) FROM
-                    (SELECT value FROM json_each({lists}.apps) UNION SELECT value FROM json_each(excluded.apps)))"
+            "INSERT INTO {table} VALUES (?1, ?2) ON CONFLICT DO UPDATE SET {blob} = merge_usage({blob}, excluded.{blob})"
         ))?;
-        let mut json = String::new();
-        for run in by_owner.chunk_by(|a, b| a.0 == b.0) {
-            json.clear();
-            json.push('[');
-            for (i, (_, app)) in run.iter().enumerate() {
-                if i > 0 {
-                    json.push(',');
-                }
-                let _ = write!(json, "{app}");
+        let mut packed = Vec::new();
+        for run in entries.chunk_by(|a, b| split(&a.0).0 == split(&b.0).0) {
+            let mut packer = Packer::<Span>::new(&mut packed);
+            for (pair, span) in run {
+                packer.push(split(pair).1, span).map_err(|e| StoreError::Invalid(e.to_string()))?;
             }
-            json.push(']');
-            st.execute(params![run[0].0, json])?;
+            st.execute(params![split(&run[0].0).0, &packed])?;
         }
         Ok(())
     }
