@@ -209,6 +209,13 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 fn get_varint(b: &[u8], at: &mut usize) -> Result<u64, PackError> {
+    // Most values (counts, small deltas) take one byte.
+    if let Some(&byte) = b.get(*at)
+        && byte < 0x80
+    {
+        *at += 1;
+        return Ok(u64::from(byte));
+    }
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
         let byte = *b.get(*at).ok_or(PackError::Corrupt("truncated entry"))?;
@@ -304,32 +311,106 @@ impl<E: Entry> Iterator for Unpack<'_, E> {
     }
 }
 
+/// Steps past one varint, with the checks of [`get_varint`] but without decoding it.
+fn skip_varint(b: &[u8], at: &mut usize) -> Result<(), PackError> {
+    let rest = b.get(*at..).unwrap_or_default();
+    let n = rest.iter().take(10).position(|&x| x < 0x80).ok_or(if rest.len() < 10 {
+        PackError::Corrupt("truncated entry")
+    } else {
+        PackError::Corrupt("varint longer than 10 bytes")
+    })?;
+    if n == 9 && rest[9] > 1 {
+        return Err(PackError::Corrupt("varint overflows 64 bits"));
+    }
+    *at += n + 1;
+    Ok(())
+}
+
+/// One entry of a blob as its id and the bytes of its values, which a merge copies through.
+#[derive(Clone, Copy)]
+struct RawEntry<'a> {
+    id: i64,
+    values: &'a [u8],
+}
+
+/// A blob's entries as [`RawEntry`]s, their ids and varints checked as [`Unpack`] checks them
+/// (the values are not decoded).
+struct RawEntries<'a, E> {
+    b: &'a [u8],
+    at: usize,
+    last: i64,
+    phantom: PhantomData<E>,
+}
+
+impl<'a, E: Entry> RawEntries<'a, E> {
+    fn new(b: &'a [u8]) -> Result<Self, PackError> {
+        if b.first() != Some(&FORMAT) {
+            return Err(PackError::Corrupt("unknown layout"));
+        }
+        Ok(RawEntries { b, at: 1, last: 0, phantom: PhantomData })
+    }
+
+    fn next(&mut self) -> Result<Option<RawEntry<'a>>, PackError> {
+        if self.at >= self.b.len() {
+            return Ok(None);
+        }
+        let first = self.at == 1;
+        let delta = get_varint(self.b, &mut self.at)?;
+        let id = i64::try_from(delta)
+            .ok()
+            .and_then(|d| self.last.checked_add(d))
+            .ok_or(PackError::Corrupt("id out of range"))?;
+        if !first && delta == 0 {
+            return Err(PackError::Corrupt("id listed twice"));
+        }
+        self.last = id;
+        let start = self.at;
+        for _ in 0..E::VALUES {
+            skip_varint(self.b, &mut self.at)?;
+        }
+        Ok(Some(RawEntry { id, values: &self.b[start..self.at] }))
+    }
+}
+
 /// Every entry of `a` and `b`, the values of an id in both combined: what an upsert of `b` onto
-/// a stored `a` must leave.
+/// a stored `a` must leave. An entry of one side only keeps its values' bytes (only its id
+/// delta is rewritten): decoding and re-encoding them was a quarter of the writer's time on a
+/// 1 GB log, whose rows of one day are merged again by each commit of that day.
 pub fn merge<E: Entry>(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> Result<(), PackError> {
-    let mut p = Packer::<E>::new(out);
-    let (mut xs, mut ys) = (Unpack::<E>::new(a), Unpack::<E>::new(b));
-    let (mut x, mut y) = (xs.next().transpose()?, ys.next().transpose()?);
+    out.clear();
+    out.push(FORMAT);
+    let mut last = 0;
+    let mut emit = |out: &mut Vec<u8>, id: i64, values: &[u8]| {
+        // Ascending and non-negative: both inputs are, and ids are taken in order.
+        put_varint(out, id.abs_diff(last));
+        out.extend_from_slice(values);
+        last = id;
+    };
+    let (mut xs, mut ys) = (RawEntries::<E>::new(a)?, RawEntries::<E>::new(b)?);
+    let (mut x, mut y) = (xs.next()?, ys.next()?);
+    let mut both = Vec::new();
     loop {
         match (x, y) {
             (Some(l), Some(r)) if l.id == r.id => {
-                let mut v = l.v;
-                v.combine(&r.v);
-                p.push(l.id, &v)?;
-                x = xs.next().transpose()?;
-                y = ys.next().transpose()?;
+                let mut v = E::get(l.values, &mut 0)?;
+                v.combine(&E::get(r.values, &mut 0)?);
+                both.clear();
+                v.put(&mut both);
+                emit(out, l.id, &both);
+                x = xs.next()?;
+                y = ys.next()?;
             }
             (Some(l), Some(r)) if l.id < r.id => {
-                p.push(l.id, &l.v)?;
-                x = xs.next().transpose()?;
+                emit(out, l.id, l.values);
+                x = xs.next()?;
             }
             (_, Some(r)) => {
-                p.push(r.id, &r.v)?;
-                y = ys.next().transpose()?;
+                emit(out, r.id, r.values);
+                y = ys.next()?;
             }
             (Some(l), None) => {
-                p.push(l.id, &l.v)?;
-                x = xs.next().transpose()?;
+                emit(out, l.id, l.values);
+                x = xs.next()?;
             }
             (None, None) => return Ok(()),
         }
@@ -590,6 +671,10 @@ mod tests {
                 6 => assert_eq!(r, Ok(whole[..1].to_vec())),
                 _ => assert!(r.is_err(), "cut at {cut}: {r:?}"),
             }
+            // A merge reports the corruption of either side rather than copying it through.
+            let mut out = Vec::new();
+            assert_eq!(merge::<Counters>(&good, &good[..cut], &mut out).is_err(), r.is_err(), "cut at {cut}");
+            assert_eq!(merge::<Counters>(&good[..cut], &good, &mut out).is_err(), r.is_err(), "cut at {cut}");
         }
         assert!(Unpack::<Counters>::new(&[2, 1, 1, 1, 1, 1]).next().unwrap().is_err(), "unknown layout");
         assert!(
