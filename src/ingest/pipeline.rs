@@ -749,24 +749,27 @@ impl Writer<'_> {
         }
         let (store, catalog) = (self.store, self.catalog);
         let ids = &mut self.ids[worker];
-        for u in &names.users {
-            ids.users.push(store.intern_user(u)?);
-        }
-        for d in &names.devices {
-            ids.devices.push(store.intern_device(d)?);
-        }
-        for d in &names.dests {
-            let v = match d {
-                DestName::Host(key) => store.intern_host_with(key, catalog, &mut self.apps)?,
-                DestName::VendorApp { key, app } => {
-                    let app_id = match catalog.identify_vendor_app(app) {
-                        Some(idx) => self.apps.catalog_app(store, catalog, idx)?,
-                        None => self.apps.unknown_app(store, catalog, &app.to_ascii_lowercase())?,
-                    };
-                    (store.insert_domain(key, app_id)?, app_id)
-                }
-            };
-            ids.dests.push(v);
+        ids.users.extend(store.intern_users(&names.users)?);
+        ids.devices.extend(store.intern_devices(&names.devices)?);
+        // Runs of host names are interned many at a time; an appliance's app names, rarer, one
+        // by one where they fall, so that ids follow first sight whatever the batch size.
+        for run in names.dests.chunk_by(|a, b| matches!((a, b), (DestName::Host(_), DestName::Host(_)))) {
+            if let [DestName::VendorApp { key, app }] = run {
+                let app_id = match catalog.identify_vendor_app(app) {
+                    Some(idx) => self.apps.catalog_app(store, catalog, idx)?,
+                    None => self.apps.unknown_app(store, catalog, &app.to_ascii_lowercase())?,
+                };
+                ids.dests.push((store.insert_domain(key, app_id)?, app_id));
+                continue;
+            }
+            let hosts: Vec<&str> = run
+                .iter()
+                .filter_map(|d| match d {
+                    DestName::Host(key) => Some(key.as_str()),
+                    DestName::VendorApp { .. } => None,
+                })
+                .collect();
+            ids.dests.extend(store.intern_hosts_with(&hosts, catalog, &mut self.apps)?);
         }
         Ok(())
     }

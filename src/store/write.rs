@@ -161,6 +161,10 @@ impl EnsuredApps {
     }
 }
 
+/// Names interned by one statement (SQLite allows 32,766 parameters; more rows a statement
+/// gained nothing measurable).
+const NAMES_PER_STATEMENT: usize = 64;
+
 /// The upsert clause that adds a row's three counters to the stored ones.
 const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
     transactions = transactions + excluded.transactions";
@@ -320,6 +324,42 @@ impl Store {
         Ok(DeviceId(st.query_row([name], |r| r.get(0))?))
     }
 
+    /// [`Store::intern_user`] for many names at once (each given once).
+    pub fn intern_users(&self, upns: &[String]) -> Result<Vec<UserId>> {
+        Ok(self.intern_many("users", "upn", upns)?.into_iter().map(UserId).collect())
+    }
+
+    /// [`Store::intern_device`] for many names at once (each given once).
+    pub fn intern_devices(&self, names: &[String]) -> Result<Vec<DeviceId>> {
+        Ok(self.intern_many("devices", "name", names)?.into_iter().map(DeviceId).collect())
+    }
+
+    /// The ids of `names` in `table(col)`, inserting those not there yet, in the order given.
+    /// Sixty-four a statement: an import's first batches bring thousands of new names, and one
+    /// statement each was most of the writer's time before the parsers got going.
+    fn intern_many(&self, table: &str, col: &str, names: &[String]) -> Result<Vec<i64>> {
+        let mut out = vec![None; names.len()];
+        for (n, chunk) in names.chunks(NAMES_PER_STATEMENT).enumerate() {
+            let sql = format!(
+                "INSERT INTO {table}({col}) VALUES {} ON CONFLICT({col}) DO UPDATE SET {col} = excluded.{col}
+                 RETURNING {col}, id",
+                vec!["(?)"; chunk.len()].join(",")
+            );
+            let at: HashMap<&str, usize> = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let mut rows = st.query(rusqlite::params_from_iter(chunk))?;
+            while let Some(r) = rows.next()? {
+                if let Some(i) = r.get_ref(0)?.as_str().ok().and_then(|name| at.get(name)) {
+                    out[n * NAMES_PER_STATEMENT + i] = Some(r.get(1)?);
+                }
+            }
+        }
+        out.into_iter()
+            .zip(names)
+            .map(|(id, name)| id.ok_or_else(|| StoreError::Invalid(format!("{table}: no id for {name:?}"))))
+            .collect()
+    }
+
     /// Inserts or refreshes a catalog app; keeps the analyst's tag and override.
     pub fn ensure_catalog_app(&self, app: &CatalogApp) -> Result<AppId> {
         let mut st = self.conn.prepare_cached(
@@ -374,6 +414,71 @@ impl Store {
             Identified::Unknown { registrable } => ensured.unknown_app(self, catalog, &registrable)?,
         };
         self.insert_domain(&host, app).map(|d| (d, app))
+    }
+
+    /// [`Store::intern_host_with`] for many hosts at once (each given once), in the order given:
+    /// the known ones looked up and the new ones inserted many to a statement.
+    pub fn intern_hosts_with(
+        &self,
+        hosts: &[&str],
+        catalog: &Catalog,
+        ensured: &mut EnsuredApps,
+    ) -> Result<Vec<(DomainId, AppId)>> {
+        let hosts: Vec<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let mut out: Vec<Option<(DomainId, AppId)>> = vec![None; hosts.len()];
+        // A `name, id, app_id` row into the slot `at` gives its name (plus `base`).
+        fn put(
+            out: &mut [Option<(DomainId, AppId)>],
+            at: &HashMap<&str, usize>,
+            base: usize,
+            r: &rusqlite::Row<'_>,
+        ) -> Result<()> {
+            if let Some(i) = r.get_ref(0)?.as_str().ok().and_then(|name| at.get(name)) {
+                out[base + i] = Some((DomainId(r.get(1)?), AppId(r.get(2)?)));
+            }
+            Ok(())
+        }
+        for (n, chunk) in hosts.chunks(NAMES_PER_STATEMENT).enumerate() {
+            let sql =
+                format!("SELECT name, id, app_id FROM domains WHERE name IN ({})", vec!["?"; chunk.len()].join(","));
+            let at: HashMap<&str, usize> = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let mut rows = st.query(rusqlite::params_from_iter(chunk))?;
+            while let Some(r) = rows.next()? {
+                put(&mut out, &at, n * NAMES_PER_STATEMENT, r)?;
+            }
+        }
+        let mut new: Vec<(&str, i64)> = Vec::new();
+        let mut new_at: Vec<usize> = Vec::new();
+        for (i, host) in hosts.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            let app = match catalog.identify_host(host) {
+                Identified::App { idx, .. } => ensured.catalog_app(self, catalog, idx)?,
+                Identified::Unknown { registrable } => ensured.unknown_app(self, catalog, &registrable)?,
+            };
+            new.push((host, app.0));
+            new_at.push(i);
+        }
+        for (chunk, chunk_at) in new.chunks(NAMES_PER_STATEMENT).zip(new_at.chunks(NAMES_PER_STATEMENT)) {
+            let sql = format!(
+                "INSERT INTO domains(name, app_id) VALUES {} ON CONFLICT(name) DO UPDATE SET name = excluded.name
+                 RETURNING name, id, app_id",
+                vec!["(?,?)"; chunk.len()].join(",")
+            );
+            let at: HashMap<&str, usize> = chunk.iter().zip(chunk_at).map(|((h, _), i)| (*h, *i)).collect();
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let values = chunk.iter().flat_map(|(h, app)| [rusqlite::types::Value::from(h.to_string()), (*app).into()]);
+            let mut rows = st.query(rusqlite::params_from_iter(values))?;
+            while let Some(r) = rows.next()? {
+                put(&mut out, &at, 0, r)?;
+            }
+        }
+        out.into_iter()
+            .zip(&hosts)
+            .map(|(v, host)| v.ok_or_else(|| StoreError::Invalid(format!("domains: no id for {host:?}"))))
+            .collect()
     }
 
     pub fn insert_domain(&self, host: &str, app: AppId) -> Result<DomainId> {
