@@ -514,18 +514,40 @@ impl Store {
     /// same transactions, so that a crash in between is repaired on the next open. Must run
     /// inside `begin` / `commit`; a row's domains out of order are an error.
     pub fn write_facts(&self, facts: &[(FactKey, Counters)], edges: &[(EdgeKey, EdgeAgg)]) -> Result<()> {
-        let mut st = self.conn.prepare_cached(
-            "INSERT INTO traffic_packed(day, user_id, device_id, facts) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
-        )?;
+        // Many rows a statement, as `upsert` does: a statement's step, reset and halt cost as
+        // much as a row. A commit's rows are distinct, so no two in one statement conflict.
+        const ROWS: usize = 64;
+        let sql = |n: usize| {
+            format!(
+                "INSERT OR FAIL INTO traffic_packed(day, user_id, device_id, facts) VALUES {}
+                 ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
+                vec!["(?,?,?,?)"; n].join(",")
+            )
+        };
+        let mut heads: Vec<(&FactKey, std::ops::Range<usize>)> = Vec::with_capacity(ROWS);
+        let mut blobs = Vec::new();
         let mut blob = Vec::new();
-        for row in packed_rows(facts) {
-            let head = &row[0].0;
-            let mut packer = Packer::new(&mut blob);
-            for (k, c) in row {
-                packer.push(k.domain.0, c).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut rows = packed_rows(facts).peekable();
+        while rows.peek().is_some() {
+            heads.clear();
+            blobs.clear();
+            for row in rows.by_ref().take(ROWS) {
+                let mut packer = Packer::new(&mut blob);
+                for (k, c) in row {
+                    packer.push(k.domain.0, c).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                }
+                let start = blobs.len();
+                blobs.extend_from_slice(&blob);
+                heads.push((&row[0].0, start..blobs.len()));
             }
-            st.execute(params![head.day.0, head.user.0, head.device.0, &blob])?;
+            let mut st = self.conn.prepare_cached(&sql(heads.len()))?;
+            for (j, (head, range)) in heads.iter().enumerate() {
+                st.raw_bind_parameter(4 * j + 1, head.day.0)?;
+                st.raw_bind_parameter(4 * j + 2, head.user.0)?;
+                st.raw_bind_parameter(4 * j + 3, head.device.0)?;
+                st.raw_bind_parameter(4 * j + 4, &blobs[range.clone()])?;
+            }
+            st.raw_execute()?;
         }
         let mut st = self.conn.prepare_cached(
             "INSERT INTO user_devices(user_id, device_id, source, first_seen, last_seen, logons)
