@@ -499,9 +499,10 @@ impl Store {
     }
 
     /// The users / devices of one app by upload, at most `limit`, and how many there are, from
-    /// the app's row of `app_user_packed` / `app_device_packed`. The top entries are picked here and handed back
-    /// to SQL as a blob of their own, so that names are joined to those rows only: through
-    /// `usage_of`, an app with 49,744 users took 31 ms to rank them all in SQL.
+    /// the app's row of `app_user_packed` / `app_device_packed`. The top entries are picked here
+    /// and handed back to SQL as a blob of their own, so that names are joined to those rows
+    /// only. Ranked in SQL through `usage_of` (and counted again for the total), opening an app
+    /// used by 50,000 users took 31 ms at p99 in `bench_console`; this takes ~3 ms.
     fn owners_of(&self, side: Side, app: AppId, limit: usize) -> Result<Capped<UsageRow>> {
         let (table, blob) = side.by_app();
         let packed: Option<Vec<u8>> = self

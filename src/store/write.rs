@@ -345,19 +345,34 @@ impl Store {
                  RETURNING {col}, id",
                 vec!["(?)"; chunk.len()].join(",")
             );
-            let at: HashMap<&str, usize> = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-            let mut st = self.conn.prepare_cached(&sql)?;
-            let mut rows = st.query(rusqlite::params_from_iter(chunk))?;
-            while let Some(r) = rows.next()? {
-                if let Some(i) = r.get_ref(0)?.as_str().ok().and_then(|name| at.get(name)) {
-                    out[n * NAMES_PER_STATEMENT + i] = Some(r.get(1)?);
-                }
-            }
+            let at = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), n * NAMES_PER_STATEMENT + i)).collect();
+            self.fill_by_name(&sql, rusqlite::params_from_iter(chunk), &at, &mut out, |r| r.get(1))?;
         }
         out.into_iter()
             .zip(names)
             .map(|(id, name)| id.ok_or_else(|| StoreError::Invalid(format!("{table}: no id for {name:?}"))))
             .collect()
+    }
+
+    /// Runs `sql`, whose rows start with a name, and puts each row's `value` in `out` where
+    /// `at` places its name.
+    fn fill_by_name<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        at: &HashMap<&str, usize>,
+        out: &mut [Option<T>],
+        value: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<()> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let mut rows = st.query(params)?;
+        while let Some(r) = rows.next()? {
+            if let Some(slot) = r.get_ref(0)?.as_str().ok().and_then(|name| at.get(name)).and_then(|&i| out.get_mut(i))
+            {
+                *slot = Some(value(r)?);
+            }
+        }
+        Ok(())
     }
 
     /// Inserts or refreshes a catalog app; keeps the analyst's tag and override.
@@ -426,30 +441,14 @@ impl Store {
     ) -> Result<Vec<(DomainId, AppId)>> {
         let hosts: Vec<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         let mut out: Vec<Option<(DomainId, AppId)>> = vec![None; hosts.len()];
-        // A `name, id, app_id` row into the slot `at` gives its name (plus `base`).
-        fn put(
-            out: &mut [Option<(DomainId, AppId)>],
-            at: &HashMap<&str, usize>,
-            base: usize,
-            r: &rusqlite::Row<'_>,
-        ) -> Result<()> {
-            if let Some(i) = r.get_ref(0)?.as_str().ok().and_then(|name| at.get(name)) {
-                out[base + i] = Some((DomainId(r.get(1)?), AppId(r.get(2)?)));
-            }
-            Ok(())
-        }
+        let ids = |r: &rusqlite::Row<'_>| Ok((DomainId(r.get(1)?), AppId(r.get(2)?)));
         for (n, chunk) in hosts.chunks(NAMES_PER_STATEMENT).enumerate() {
             let sql =
                 format!("SELECT name, id, app_id FROM domains WHERE name IN ({})", vec!["?"; chunk.len()].join(","));
-            let at: HashMap<&str, usize> = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-            let mut st = self.conn.prepare_cached(&sql)?;
-            let mut rows = st.query(rusqlite::params_from_iter(chunk))?;
-            while let Some(r) = rows.next()? {
-                put(&mut out, &at, n * NAMES_PER_STATEMENT, r)?;
-            }
+            let at = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), n * NAMES_PER_STATEMENT + i)).collect();
+            self.fill_by_name(&sql, rusqlite::params_from_iter(chunk), &at, &mut out, ids)?;
         }
-        let mut new: Vec<(&str, i64)> = Vec::new();
-        let mut new_at: Vec<usize> = Vec::new();
+        let mut new: Vec<(usize, &str, i64)> = Vec::new();
         for (i, host) in hosts.iter().enumerate() {
             if out[i].is_some() {
                 continue;
@@ -458,22 +457,18 @@ impl Store {
                 Identified::App { idx, .. } => ensured.catalog_app(self, catalog, idx)?,
                 Identified::Unknown { registrable } => ensured.unknown_app(self, catalog, &registrable)?,
             };
-            new.push((host, app.0));
-            new_at.push(i);
+            new.push((i, host, app.0));
         }
-        for (chunk, chunk_at) in new.chunks(NAMES_PER_STATEMENT).zip(new_at.chunks(NAMES_PER_STATEMENT)) {
+        for chunk in new.chunks(NAMES_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO domains(name, app_id) VALUES {} ON CONFLICT(name) DO UPDATE SET name = excluded.name
                  RETURNING name, id, app_id",
                 vec!["(?,?)"; chunk.len()].join(",")
             );
-            let at: HashMap<&str, usize> = chunk.iter().zip(chunk_at).map(|((h, _), i)| (*h, *i)).collect();
-            let mut st = self.conn.prepare_cached(&sql)?;
-            let values = chunk.iter().flat_map(|(h, app)| [rusqlite::types::Value::from(h.to_string()), (*app).into()]);
-            let mut rows = st.query(rusqlite::params_from_iter(values))?;
-            while let Some(r) = rows.next()? {
-                put(&mut out, &at, 0, r)?;
-            }
+            let at = chunk.iter().map(|&(i, host, _)| (host, i)).collect();
+            let values =
+                chunk.iter().flat_map(|&(_, host, app)| [rusqlite::types::Value::from(host.to_string()), app.into()]);
+            self.fill_by_name(&sql, rusqlite::params_from_iter(values), &at, &mut out, ids)?;
         }
         out.into_iter()
             .zip(&hosts)
