@@ -209,30 +209,27 @@ impl Store {
             "DELETE FROM app_day;
              INSERT INTO app_day(app_id, day, bytes_up, bytes_down, transactions, blocked)
                SELECT d.app_id, t.day, sum(t.bytes_up), sum(t.bytes_down), sum(t.transactions), sum(t.blocked)
-               FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.day;
-             DELETE FROM app_user_packed;
-             INSERT INTO app_user_packed(app_id, users)
-               SELECT app_id, pack_usage(user_id, f, l, up, down, tx) FROM
-                 (SELECT d.app_id, t.user_id, min(t.day) f, max(t.day) l, sum(t.bytes_up) up, sum(t.bytes_down) down,
-                         sum(t.transactions) tx
-                  FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.user_id)
-               GROUP BY app_id;
-             DELETE FROM app_device_packed;
-             INSERT INTO app_device_packed(app_id, devices)
-               SELECT app_id, pack_usage(device_id, f, l, up, down, tx) FROM
-                 (SELECT d.app_id, t.device_id, min(t.day) f, max(t.day) l, sum(t.bytes_up) up, sum(t.bytes_down) down,
-                         sum(t.transactions) tx
-                  FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.device_id)
-               GROUP BY app_id;
-             DELETE FROM user_app_packed;
-             INSERT INTO user_app_packed(user_id, apps)
-               SELECT user_id, pack_usage(app_id, first_day, last_day, bytes_up, bytes_down, transactions)
-               FROM app_user GROUP BY user_id;
-             DELETE FROM device_app_packed;
-             INSERT INTO device_app_packed(device_id, apps)
-               SELECT device_id, pack_usage(app_id, first_day, last_day, bytes_up, bytes_down, transactions)
-               FROM app_device GROUP BY device_id;",
+               FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.day;",
         )?;
+        // Each app's row of owners from the facts, then each owner's row of apps from those.
+        for (by_app, owners, by_owner, owner, view) in [
+            ("app_user_packed", "users", "user_app_packed", "user_id", "app_user"),
+            ("app_device_packed", "devices", "device_app_packed", "device_id", "app_device"),
+        ] {
+            self.conn.execute_batch(&format!(
+                "DELETE FROM {by_app};
+                 INSERT INTO {by_app}(app_id, {owners})
+                   SELECT app_id, pack_usage({owner}, f, l, up, down, tx) FROM
+                     (SELECT d.app_id, t.{owner}, min(t.day) f, max(t.day) l, sum(t.bytes_up) up,
+                             sum(t.bytes_down) down, sum(t.transactions) tx
+                      FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.{owner})
+                   GROUP BY app_id;
+                 DELETE FROM {by_owner};
+                 INSERT INTO {by_owner}({owner}, apps)
+                   SELECT {owner}, pack_usage(app_id, first_day, last_day, bytes_up, bytes_down, transactions)
+                   FROM {view} GROUP BY {owner};"
+            ))?;
+        }
         Ok(())
     }
 

@@ -232,6 +232,20 @@ fn get_varint(b: &[u8], at: &mut usize) -> Result<u64, PackError> {
     Err(PackError::Corrupt("varint longer than 10 bytes"))
 }
 
+/// Reads the id delta of the entry at `at` (just past the format byte for the first entry)
+/// and returns the entry's id, `last` becoming it.
+fn next_id(b: &[u8], at: &mut usize, last: &mut i64) -> Result<i64, PackError> {
+    let first = *at == 1;
+    let delta = get_varint(b, at)?;
+    let id =
+        i64::try_from(delta).ok().and_then(|d| last.checked_add(d)).ok_or(PackError::Corrupt("id out of range"))?;
+    if !first && delta == 0 {
+        return Err(PackError::Corrupt("id listed twice"));
+    }
+    *last = id;
+    Ok(id)
+}
+
 /// Builds one blob from entries given in strictly ascending id order.
 pub struct Packer<'a, E> {
     out: &'a mut Vec<u8>,
@@ -281,16 +295,7 @@ impl<'a, E: Entry> Unpack<'a, E> {
             }
             self.at = 1;
         }
-        let first = self.at == 1;
-        let delta = get_varint(self.b, &mut self.at)?;
-        let id = i64::try_from(delta)
-            .ok()
-            .and_then(|d| self.last.checked_add(d))
-            .ok_or(PackError::Corrupt("id out of range"))?;
-        if !first && delta == 0 {
-            return Err(PackError::Corrupt("id listed twice"));
-        }
-        self.last = id;
+        let id = next_id(self.b, &mut self.at, &mut self.last)?;
         Ok(Keyed { id, v: E::get(self.b, &mut self.at)? })
     }
 }
@@ -354,16 +359,7 @@ impl<'a, E: Entry> RawEntries<'a, E> {
         if self.at >= self.b.len() {
             return Ok(None);
         }
-        let first = self.at == 1;
-        let delta = get_varint(self.b, &mut self.at)?;
-        let id = i64::try_from(delta)
-            .ok()
-            .and_then(|d| self.last.checked_add(d))
-            .ok_or(PackError::Corrupt("id out of range"))?;
-        if !first && delta == 0 {
-            return Err(PackError::Corrupt("id listed twice"));
-        }
-        self.last = id;
+        let id = next_id(self.b, &mut self.at, &mut self.last)?;
         let start = self.at;
         for _ in 0..E::VALUES {
             skip_varint(self.b, &mut self.at)?;
