@@ -677,7 +677,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let f = BlocklistFormat::parse(format).ok_or_else(|| {
                 anyhow::anyhow!("unknown format {}; `--format list` shows them", display_safe(format))
             })?;
-            let store = Store::open_read_only(&default_db)?;
+            let store = Store::open_for_reading(&default_db)?;
             let b = apply::blocklist(&store, Catalog::active(), f)?;
             write_out(output.as_deref(), &b.text)?;
             eprintln!("{} domain(s) as {}", b.domains, f.label());
@@ -798,7 +798,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("config:  {}", cli.config.clone().unwrap_or_else(shadowscope::config::default_path).display());
             if default_db.exists() {
-                let store = Store::open_read_only(&default_db)?;
+                let store = Store::open_for_reading(&default_db)?;
                 let c = store.counts()?;
                 println!("cached:  {} users, {} devices, {} apps", c.users, c.devices, c.apps);
                 let groups = store.device_groups()?;

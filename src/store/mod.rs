@@ -36,6 +36,10 @@ pub enum StoreError {
     )]
     TooNew { path: PathBuf, found: i64, supported: i64 },
     #[error(
+        "the cache {path} has schema version {found}, older than this shadowscope's ({supported}), and a read-only open cannot upgrade it. Run a command that writes to it once (`shadowscope import`, or the console without --read-only)."
+    )]
+    TooOld { path: PathBuf, found: i64, supported: i64 },
+    #[error(
         "the cache is busy: another shadowscope process is writing to it. Wait for it to finish, or use --db PATH."
     )]
     Busy,
@@ -204,15 +208,31 @@ impl Store {
         store.conn.busy_timeout(Duration::from_secs(5))?;
         packed::register(&store.conn)?;
         store.check_identity()?;
-        let version = store.version()?;
-        if version != schema::current_version() {
-            return Err(StoreError::TooNew {
-                path: path.to_owned(),
-                found: version,
-                supported: schema::current_version(),
-            });
+        let (found, supported) = (store.version()?, schema::current_version());
+        if found > supported {
+            return Err(StoreError::TooNew { path: path.to_owned(), found, supported });
+        }
+        if found < supported {
+            return Err(StoreError::TooOld { path: path.to_owned(), found, supported });
         }
         Ok(store)
+    }
+
+    /// [`Store::open_read_only`] for commands that only read (`info`, `blocklist`): a cache left
+    /// at an older schema by the previous version is upgraded first when no other process is
+    /// writing to it, as any writing command would.
+    pub fn open_for_reading(path: &Path) -> Result<Store> {
+        match Store::open_read_only(path) {
+            Err(StoreError::TooOld { .. }) => match Store::open(path) {
+                Ok(upgraded) => {
+                    drop(upgraded);
+                    Store::open_read_only(path)
+                }
+                Err(StoreError::Locked { .. }) => Store::open_read_only(path),
+                Err(e) => Err(e),
+            },
+            other => other,
+        }
     }
 
     /// An in-memory cache, for tests.
@@ -473,5 +493,27 @@ mod tests {
         drop(c);
         let err = Store::open(&newer).err().unwrap().to_string();
         assert!(err.contains("newer than this shadowscope"), "{err}");
+        let err = Store::open_read_only(&newer).err().unwrap().to_string();
+        assert!(err.contains("newer than this shadowscope"), "{err}");
+    }
+
+    /// A cache at an older schema is not mistaken for a newer one by a read-only open, and the
+    /// reading commands' open upgrades it.
+    #[test]
+    fn read_only_opens_name_an_older_cache_and_reading_upgrades_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.db");
+        {
+            let c = raw_connection(&path).unwrap();
+            for sql in &schema::MIGRATIONS[..5] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 5).unwrap();
+            c.pragma_update(None, "application_id", schema::APPLICATION_ID).unwrap();
+        }
+        let err = Store::open_read_only(&path).err().unwrap().to_string();
+        assert!(err.contains("version 5, older than this shadowscope's"), "{err}");
+        let store = Store::open_for_reading(&path).unwrap();
+        assert_eq!(store.version().unwrap(), schema::current_version());
     }
 }
