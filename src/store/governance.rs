@@ -2,7 +2,7 @@
 //! inputs of the alert policies, and alert rows (create, bump, relabel, resolve, export marks).
 //! Decisions are made in `crate::actions`; this file only reads and writes rows.
 use super::packed::Unpack;
-use super::write::{Counters, FastMap};
+use super::write::{Counters, FastMap, FastSet};
 use super::{Result, Store, StoreError, i, u};
 use crate::actions::alert_export::{AlertEvent, AlertRecord};
 use crate::actions::indicators::{OutboxOp, ScopedProfile};
@@ -11,8 +11,6 @@ use crate::domain::{AlertId, AppId, Day, DeviceId, IdentityRisk, RiskScore, Seve
 use crate::store::outbox::OutboxCounts;
 use rusqlite::{OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-type FastSet<T> = std::collections::HashSet<T, std::hash::BuildHasherDefault<super::write::IntHasher>>;
 
 /// Alert lifecycle states an analyst can set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

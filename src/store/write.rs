@@ -125,6 +125,9 @@ impl std::hash::Hasher for IntHasher {
 /// A HashMap keyed by small integers.
 pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IntHasher>>;
 
+/// A HashSet of small integers.
+pub type FastSet<T> = std::collections::HashSet<T, std::hash::BuildHasherDefault<IntHasher>>;
+
 fn sorted<K: Ord, V>(map: FastMap<K, V>) -> Vec<(K, V)> {
     let mut v: Vec<(K, V)> = map.into_iter().collect();
     v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
