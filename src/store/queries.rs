@@ -643,6 +643,52 @@ mod tests {
     use crate::catalog::Catalog;
     use crate::demo::{DemoOptions, generate};
 
+    /// An app page lists the heaviest uploaders first, ties by user id, at most
+    /// [`DETAIL_ROWS`], with the whole count; the user page lists the same pairs from its end.
+    #[test]
+    fn app_pages_pick_the_top_uploaders_from_the_packed_row() {
+        use crate::store::write::{Counters, FactBatch, FactKey};
+        let s = Store::open_in_memory().unwrap();
+        s.begin().unwrap();
+        let (domain, app) = s.intern_host("www.dropbox.com", Catalog::builtin()).unwrap();
+        let (other_domain, other_app) = s.intern_host("mail.yahoo.com", Catalog::builtin()).unwrap();
+        let device = s.intern_device("pc1").unwrap();
+        let users = 1_500;
+        let mut b = FactBatch::default();
+        for n in 0..users {
+            let user = s.intern_user(&format!("u{n}@x")).unwrap();
+            // Uploads repeat every 700 users, so ties cross the cut at 1,000.
+            let c = Counters { bytes_up: (n % 700) as u64 * 10, bytes_down: 1, transactions: 1, blocked: 0 };
+            b.add_fact(FactKey { day: Day(100 + n % 3), app, domain, user, device }, &c);
+            if n % 2 == 0 {
+                b.add_fact(FactKey { day: Day(100), app: other_app, domain: other_domain, user, device }, &c);
+            }
+        }
+        s.apply_batch(&b).unwrap();
+        s.commit().unwrap();
+        let page = s.users_of_app(app).unwrap();
+        assert_eq!((page.rows.len(), page.total), (DETAIL_ROWS, users as u64));
+        let all: Vec<(u64, i64)> = s
+            .collect("SELECT bytes_up, user_id FROM app_user WHERE app_id = ?1 ORDER BY user_id", [app.0], |r| {
+                Ok((u(r.get(0)?), r.get(1)?))
+            })
+            .unwrap();
+        let mut want = all.clone();
+        want.sort_by_key(|&(up, id)| (Reverse(up), id));
+        want.truncate(DETAIL_ROWS);
+        let got: Vec<(u64, i64)> = page.rows.iter().map(|r| (r.bytes_up, r.other_id)).collect();
+        assert_eq!(got, want);
+        assert!(page.rows.iter().all(|r| r.app == app && r.other_name.ends_with("@x")));
+        let devices = s.devices_of_app(app).unwrap();
+        assert_eq!((devices.rows.len(), devices.total), (1, 1));
+        assert_eq!(devices.rows[0].bytes_up, all.iter().map(|(up, _)| up).sum::<u64>());
+        // The third user interned (u2@x) used both apps: its page lists them from its own row.
+        let apps: Vec<(AppId, u64)> =
+            s.apps_of_user(UserId(all[2].1)).unwrap().iter().map(|r| (r.app, r.bytes_up)).collect();
+        assert_eq!(apps.len(), 2, "{apps:?}");
+        assert!(apps.iter().all(|(a, up)| (*a == app || *a == other_app) && *up == all[2].0));
+    }
+
     #[test]
     fn cross_filter_seeks_find_exactly_what_a_scan_finds() {
         let s = Store::open_in_memory().unwrap();
