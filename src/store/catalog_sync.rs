@@ -4,6 +4,7 @@
 //! in one transaction, then the summaries. The analyst's tags, tag profiles and score
 //! overrides are columns of the app rows, which are updated in place and never dropped while
 //! they carry any of them.
+use super::schema::UsageTables;
 use super::{Result, Store};
 use crate::catalog::{Catalog, Identified};
 use crate::domain::AppId;
@@ -212,10 +213,8 @@ impl Store {
                FROM traffic_daily t JOIN domains d ON d.id = t.domain_id GROUP BY d.app_id, t.day;",
         )?;
         // Each app's row of owners from the facts, then each owner's row of apps from those.
-        for (by_app, owners, by_owner, owner, view) in [
-            ("app_user_packed", "users", "user_app_packed", "user_id", "app_user"),
-            ("app_device_packed", "devices", "device_app_packed", "device_id", "app_device"),
-        ] {
+        for t in [UsageTables::USER, UsageTables::DEVICE] {
+            let UsageTables { by_app, owners, by_owner, owner, app_view: view, .. } = t;
             self.conn.execute_batch(&format!(
                 "DELETE FROM {by_app};
                  INSERT INTO {by_app}(app_id, {owners})

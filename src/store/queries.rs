@@ -1,6 +1,7 @@
 //! Typed read models for the views. Each reads summaries or indexed roll-ups, never raw facts,
 //! so even a 50,000-user cache answers in milliseconds.
 use super::packed::{Keyed, PackError, Packer, Span, Unpack};
+use super::schema::UsageTables;
 use super::{Result, Store, StoreError, u};
 use crate::domain::{AppId, Day, DeviceId, IdentityRisk, Period, RiskScore, Severity, Tag, UserId};
 use rusqlite::{OptionalExtension, Row, params};
@@ -293,18 +294,10 @@ enum Side {
 }
 
 impl Side {
-    /// The roll-up read from the app's end: its packed table and blob column.
-    fn by_app(self) -> (&'static str, &'static str) {
+    fn tables(self) -> UsageTables {
         match self {
-            Side::User => ("app_user_packed", "users"),
-            Side::Device => ("app_device_packed", "devices"),
-        }
-    }
-    /// The roll-up read from the owner's end (a view, one packed row per owner) and its key.
-    fn by_owner(self) -> (&'static str, &'static str) {
-        match self {
-            Side::User => ("user_app", "user_id"),
-            Side::Device => ("device_app", "device_id"),
+            Side::User => UsageTables::USER,
+            Side::Device => UsageTables::DEVICE,
         }
     }
     fn join(self) -> &'static str {
@@ -487,7 +480,7 @@ impl Store {
 
     /// The apps of one user / device, from its row of `user_app_packed` / `device_app_packed`.
     fn apps_of(&self, side: Side, owner: i64) -> Result<Vec<UsageRow>> {
-        let (view, col) = side.by_owner();
+        let UsageTables { owner_view: view, owner: col, .. } = side.tables();
         let sql = format!(
             "SELECT a.id, a.name, a.category, a.score, a.tag, x.{col}, '', x.bytes_up, x.bytes_down,
                     x.transactions, x.first_day, x.last_day
@@ -504,7 +497,7 @@ impl Store {
     /// only. Ranked in SQL through `usage_of` (and counted again for the total), opening an app
     /// used by 50,000 users took 31 ms at p99 in `bench_console`; this takes ~3 ms.
     fn owners_of(&self, side: Side, app: AppId, limit: usize) -> Result<Capped<UsageRow>> {
-        let (table, blob) = side.by_app();
+        let UsageTables { by_app: table, owners: blob, .. } = side.tables();
         let packed: Option<Vec<u8>> = self
             .conn
             .prepare_cached(&format!("SELECT {blob} FROM {table} WHERE app_id = ?1"))?

@@ -4,6 +4,38 @@
 /// `PRAGMA application_id`: marks the file as a shadowscope cache ("SSCP").
 pub const APPLICATION_ID: i64 = 0x5353_4350;
 
+/// The names of one packed app roll-up (schema V6), users' or devices': the table by app and
+/// its blob column, the table by owner (its blob column is `apps`) and its key column, and the
+/// views that unpack each end.
+#[derive(Clone, Copy)]
+pub(super) struct UsageTables {
+    pub by_app: &'static str,
+    pub owners: &'static str,
+    pub by_owner: &'static str,
+    pub owner: &'static str,
+    pub app_view: &'static str,
+    pub owner_view: &'static str,
+}
+
+impl UsageTables {
+    pub const USER: UsageTables = UsageTables {
+        by_app: "app_user_packed",
+        owners: "users",
+        by_owner: "user_app_packed",
+        owner: "user_id",
+        app_view: "app_user",
+        owner_view: "user_app",
+    };
+    pub const DEVICE: UsageTables = UsageTables {
+        by_app: "app_device_packed",
+        owners: "devices",
+        by_owner: "device_app_packed",
+        owner: "device_id",
+        app_view: "app_device",
+        owner_view: "device_app",
+    };
+}
+
 pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 pub fn current_version() -> i64 {

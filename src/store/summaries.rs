@@ -5,6 +5,7 @@
 //! Squid import's 1 s. Streaming the roll-ups in primary-key order and summing in memory reads
 //! each row once.
 use super::packed::{Keyed, Span, Unpack};
+use super::schema::UsageTables;
 use super::write::FastMap;
 use super::{Result, Store, StoreError};
 use crate::domain::{Day, Period, Tag};
@@ -59,9 +60,9 @@ impl Store {
     pub(super) fn rebuild_summaries(&self, latest: Day) -> Result<()> {
         let cuts: [i64; PERIODS] = Period::PRESETS.map(|p| i64::from(p.cutoff(latest).0));
         let classes = self.app_classes()?;
-        let users = self.usage_pass("SELECT app_id, users FROM app_user_packed", &cuts, &classes)?;
+        let users = self.usage_pass(UsageTables::USER, &cuts, &classes)?;
         // Device summaries keep no unsanctioned or high-risk uploads: no class to look up per row.
-        let devices = self.usage_pass("SELECT app_id, devices FROM app_device_packed", &cuts, &FastMap::default())?;
+        let devices = self.usage_pass(UsageTables::DEVICE, &cuts, &FastMap::default())?;
         self.rebuild_app_summary(&cuts, &users.active, &devices.active)?;
         self.write_user_summary(&users.owners)?;
         self.write_device_summary(&devices.owners)
@@ -79,12 +80,12 @@ impl Store {
         Ok(classes)
     }
 
-    /// Reads a roll-up's packed rows by app (`sql` selects the app id and its blob) once, for
-    /// both the owners' sums and the apps' owner counts. Decoding the blobs here rather than
-    /// through `usage_of` spares SQLite one row per app × owner (153,351 for a 1 M-line log).
-    fn usage_pass(&self, sql: &str, cuts: &[i64; PERIODS], classes: &FastMap<i64, AppClass>) -> Result<UsagePass> {
+    /// Reads a roll-up's packed rows by app once, for both the owners' sums and the apps' owner
+    /// counts. Decoding the blobs here rather than through `usage_of` spares SQLite one row per
+    /// app × owner (153,351 for a 1 M-line log).
+    fn usage_pass(&self, t: UsageTables, cuts: &[i64; PERIODS], classes: &FastMap<i64, AppClass>) -> Result<UsagePass> {
         let mut pass = UsagePass::default();
-        let mut st = self.conn.prepare(sql)?;
+        let mut st = self.conn.prepare(&format!("SELECT app_id, {} FROM {}", t.owners, t.by_app))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let app: i64 = r.get(0)?;

@@ -2,6 +2,7 @@
 //! summaries, tags and settings. Callers bracket batches with `begin` / `commit` so a killed
 //! process leaves either the whole batch or none of it.
 use super::packed::{Entry, Packer, Span};
+use super::schema::UsageTables;
 use super::{Result, Store, StoreError, i};
 use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Severity, Tag, UserId};
@@ -153,6 +154,14 @@ impl EnsuredApps {
         Ok(id)
     }
 
+    /// The app the catalog assigns `host` (lower case), its row upserted once per import.
+    fn app_of_host(&mut self, store: &Store, catalog: &Catalog, host: &str) -> Result<AppId> {
+        match catalog.identify_host(host) {
+            Identified::App { idx, .. } => self.catalog_app(store, catalog, idx),
+            Identified::Unknown { registrable } => self.unknown_app(store, catalog, &registrable),
+        }
+    }
+
     /// The app for an unidentified registrable domain (see [`Store::ensure_unknown_app`]).
     pub fn unknown_app(&mut self, store: &Store, catalog: &Catalog, registrable: &str) -> Result<AppId> {
         if let Some(id) = self.unknown.get(registrable) {
@@ -164,27 +173,31 @@ impl EnsuredApps {
     }
 }
 
-/// Names interned by one statement (SQLite allows 32,766 parameters; more rows a statement
-/// gained nothing measurable).
-const NAMES_PER_STATEMENT: usize = 64;
+/// Rows one multi-row statement writes: per-statement overhead (step, reset, halt) dominated
+/// one-row statements, and more rows a statement gained nothing measurable.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// A multi-row statement's `VALUES`: `(?,…,?)` of `cols` columns, `rows` times.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let one = format!("({})", vec!["?"; cols].join(","));
+    vec![one; rows].join(",")
+}
+
+/// `items` in runs for multi-row statements, each with its offset: full runs of
+/// [`ROWS_PER_STATEMENT`], then the rest one by one. So only two statements of a kind are
+/// prepared and cached, not one per remainder length crowding the connection's statement cache.
+fn statement_runs<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    let (many, rest) = items.split_at(items.len() - items.len() % ROWS_PER_STATEMENT);
+    many.chunks(ROWS_PER_STATEMENT).chain(rest.chunks(1)).scan(0, |at, run| {
+        let start = *at;
+        *at += run.len();
+        Some((start, run))
+    })
+}
 
 /// The upsert clause that adds a row's three counters to the stored ones.
 const SUM4: &str = "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down,
     transactions = transactions + excluded.transactions";
-
-/// The packed tables of one app roll-up: by app (`owners` names its blob column) and by owner.
-#[derive(Clone, Copy)]
-struct UsageTables {
-    by_app: &'static str,
-    owners: &'static str,
-    by_owner: &'static str,
-}
-
-impl UsageTables {
-    const USER: UsageTables = UsageTables { by_app: "app_user_packed", owners: "users", by_owner: "user_app_packed" };
-    const DEVICE: UsageTables =
-        UsageTables { by_app: "app_device_packed", owners: "devices", by_owner: "device_app_packed" };
-}
 
 /// `meta` key present while some committed facts are not yet in the roll-ups.
 pub const ROLLUPS_PENDING: &str = "rollups_pending";
@@ -342,13 +355,13 @@ impl Store {
     /// statement each was most of the writer's time before the parsers got going.
     fn intern_many(&self, table: &str, col: &str, names: &[String]) -> Result<Vec<i64>> {
         let mut out = vec![None; names.len()];
-        for (n, chunk) in names.chunks(NAMES_PER_STATEMENT).enumerate() {
+        for (start, chunk) in statement_runs(names) {
             let sql = format!(
                 "INSERT INTO {table}({col}) VALUES {} ON CONFLICT({col}) DO UPDATE SET {col} = excluded.{col}
                  RETURNING {col}, id",
-                vec!["(?)"; chunk.len()].join(",")
+                placeholders(chunk.len(), 1)
             );
-            let at = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), n * NAMES_PER_STATEMENT + i)).collect();
+            let at = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), start + i)).collect();
             self.fill_by_name(&sql, rusqlite::params_from_iter(chunk), &at, &mut out, |r| r.get(1))?;
         }
         out.into_iter()
@@ -427,10 +440,7 @@ impl Store {
                 return Ok((DomainId(d), AppId(a)));
             }
         }
-        let app = match catalog.identify_host(&host) {
-            Identified::App { idx, .. } => ensured.catalog_app(self, catalog, idx)?,
-            Identified::Unknown { registrable } => ensured.unknown_app(self, catalog, &registrable)?,
-        };
+        let app = ensured.app_of_host(self, catalog, &host)?;
         self.insert_domain(&host, app).map(|d| (d, app))
     }
 
@@ -445,10 +455,9 @@ impl Store {
         let hosts: Vec<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         let mut out: Vec<Option<(DomainId, AppId)>> = vec![None; hosts.len()];
         let ids = |r: &rusqlite::Row<'_>| Ok((DomainId(r.get(1)?), AppId(r.get(2)?)));
-        for (n, chunk) in hosts.chunks(NAMES_PER_STATEMENT).enumerate() {
-            let sql =
-                format!("SELECT name, id, app_id FROM domains WHERE name IN ({})", vec!["?"; chunk.len()].join(","));
-            let at = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), n * NAMES_PER_STATEMENT + i)).collect();
+        for (start, chunk) in statement_runs(&hosts) {
+            let sql = format!("SELECT name, id, app_id FROM domains WHERE name IN {}", placeholders(1, chunk.len()));
+            let at = chunk.iter().enumerate().map(|(i, s)| (s.as_str(), start + i)).collect();
             self.fill_by_name(&sql, rusqlite::params_from_iter(chunk), &at, &mut out, ids)?;
         }
         let mut new: Vec<(usize, &str, i64)> = Vec::new();
@@ -456,17 +465,13 @@ impl Store {
             if out[i].is_some() {
                 continue;
             }
-            let app = match catalog.identify_host(host) {
-                Identified::App { idx, .. } => ensured.catalog_app(self, catalog, idx)?,
-                Identified::Unknown { registrable } => ensured.unknown_app(self, catalog, &registrable)?,
-            };
-            new.push((i, host, app.0));
+            new.push((i, host, ensured.app_of_host(self, catalog, host)?.0));
         }
-        for chunk in new.chunks(NAMES_PER_STATEMENT) {
+        for (_, chunk) in statement_runs(&new) {
             let sql = format!(
                 "INSERT INTO domains(name, app_id) VALUES {} ON CONFLICT(name) DO UPDATE SET name = excluded.name
                  RETURNING name, id, app_id",
-                vec!["(?,?)"; chunk.len()].join(",")
+                placeholders(chunk.len(), 2)
             );
             let at = chunk.iter().map(|&(i, host, _)| (host, i)).collect();
             let values =
@@ -512,24 +517,16 @@ impl Store {
     /// same transactions, so that a crash in between is repaired on the next open. Must run
     /// inside `begin` / `commit`; a row's domains out of order are an error.
     pub fn write_facts(&self, facts: &[(FactKey, Counters)], edges: &[(EdgeKey, EdgeAgg)]) -> Result<()> {
-        // Many rows a statement, as `upsert` does: a statement's step, reset and halt cost as
-        // much as a row. A commit's rows are distinct, so no two in one statement conflict.
-        const ROWS: usize = 64;
-        let sql = |n: usize| {
-            format!(
-                "INSERT OR FAIL INTO traffic_packed(day, user_id, device_id, facts) VALUES {}
-                 ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
-                vec!["(?,?,?,?)"; n].join(",")
-            )
-        };
-        let mut heads: Vec<(&FactKey, std::ops::Range<usize>)> = Vec::with_capacity(ROWS);
+        // Many rows a statement, as `upsert` writes them. A commit's rows are distinct, so no
+        // two in one statement conflict.
+        let rows: Vec<&[(FactKey, Counters)]> = packed_rows(facts).collect();
+        let mut heads: Vec<(&FactKey, std::ops::Range<usize>)> = Vec::with_capacity(ROWS_PER_STATEMENT);
         let mut blobs = Vec::new();
         let mut blob = Vec::new();
-        let mut rows = packed_rows(facts).peekable();
-        while rows.peek().is_some() {
+        for (_, run) in statement_runs(&rows) {
             heads.clear();
             blobs.clear();
-            for row in rows.by_ref().take(ROWS) {
+            for &row in run {
                 let mut packer = Packer::new(&mut blob);
                 for (k, c) in row {
                     packer.push(k.domain.0, c).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -538,7 +535,11 @@ impl Store {
                 blobs.extend_from_slice(&blob);
                 heads.push((&row[0].0, start..blobs.len()));
             }
-            let mut st = self.conn.prepare_cached(&sql(heads.len()))?;
+            let mut st = self.conn.prepare_cached(&format!(
+                "INSERT OR FAIL INTO traffic_packed(day, user_id, device_id, facts) VALUES {}
+                 ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
+                placeholders(heads.len(), 4)
+            ))?;
             for (j, (head, range)) in heads.iter().enumerate() {
                 st.raw_bind_parameter(4 * j + 1, head.day.0)?;
                 st.raw_bind_parameter(4 * j + 2, head.user.0)?;
@@ -646,20 +647,20 @@ impl Store {
         Ok(true)
     }
 
-    /// `INSERT INTO target VALUES … ON CONFLICT DO UPDATE SET update` for every row, many rows per
-    /// statement: per-statement overhead (step, reset, halt) dominated one-row upserts.
+    /// `INSERT INTO target VALUES … ON CONFLICT DO UPDATE SET update` for every row,
+    /// [`ROWS_PER_STATEMENT`] a statement and the rest one by one, as [`statement_runs`] cuts them
+    /// (streamed here: the rows are never all in memory).
     fn upsert<const N: usize>(
         &self,
         target: &str,
         update: &str,
         rows: impl IntoIterator<Item = [i64; N]>,
     ) -> Result<()> {
-        const CHUNK: usize = 64;
+        const CHUNK: usize = ROWS_PER_STATEMENT;
         let sql = |n: usize| {
-            let one = format!("({})", vec!["?"; N].join(","));
             // OR FAIL: a failed row need not undo the statement's earlier rows (the caller rolls
             // back the whole transaction), which spares SQLite a statement journal.
-            format!("INSERT OR FAIL INTO {target} VALUES {} ON CONFLICT DO UPDATE SET {update}", vec![one; n].join(","))
+            format!("INSERT OR FAIL INTO {target} VALUES {} ON CONFLICT DO UPDATE SET {update}", placeholders(n, N))
         };
         let mut chunk: Vec<[i64; N]> = Vec::with_capacity(CHUNK);
         let mut rows = rows.into_iter();
