@@ -253,50 +253,6 @@ impl Rollups {
     }
 }
 
-/// App × owner spans below which [`Store::write_rollups`] packs them on its own thread: a
-/// thread costs more than packing a sync batch's few spans.
-const PACK_ASIDE_MIN: usize = 20_000;
-
-/// Both packed ends of a usage roll-up, ready to upsert: each owner's row of apps and each app's
-/// row of owners, as (row key, blob).
-struct PackedUsage {
-    tables: UsageTables,
-    by_owner: Vec<(i64, Vec<u8>)>,
-    by_app: Vec<(i64, Vec<u8>)>,
-}
-
-impl PackedUsage {
-    /// Grouped by owner, each group (a few hundred spans at most) sorted by app, then regrouped by
-    /// app in that order: each row's entries are one run in id order, without a full sort of the
-    /// ~150,000 spans (48 bytes each) of a large import.
-    fn of(tables: UsageTables, map: PairMap<Span>) -> Result<PackedUsage> {
-        let mut entries = group_by_key(map.iter(), |((_, owner), _)| *owner);
-        drop(map);
-        for run in entries.chunk_by_mut(|a, b| a.0.1 == b.0.1) {
-            run.sort_unstable_by_key(|((app, _), _)| *app);
-        }
-        let by_owner = pack_runs(&entries, |&(app, owner)| (owner, app))?;
-        let entries = group_by_key(entries.iter().copied(), |((app, _), _)| *app);
-        let by_app = pack_runs(&entries, |&(app, owner)| (app, owner))?;
-        Ok(PackedUsage { tables, by_owner, by_app })
-    }
-}
-
-/// One blob per run of `entries` with the same row key, `split` naming each pair's row key and
-/// entry id; `entries` are sorted by both.
-fn pack_runs(entries: &[((i64, i64), Span)], split: impl Fn(&(i64, i64)) -> (i64, i64)) -> Result<Vec<(i64, Vec<u8>)>> {
-    let mut rows = Vec::new();
-    for run in entries.chunk_by(|a, b| split(&a.0).0 == split(&b.0).0) {
-        let mut packed = Vec::new();
-        let mut packer = Packer::<Span>::new(&mut packed);
-        for (pair, span) in run {
-            packer.push(split(pair).1, span).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        }
-        rows.push((split(&run[0].0).0, packed));
-    }
-    Ok(rows)
-}
-
 /// Sorts facts into the key order of `traffic_packed` (near-appends), then domain order within
 /// a row, which the blob needs, and sums equal keys into one entry. Summed per domain: a domain
 /// belongs to one app, and should a caller pair it with two, the blob still needs each domain
@@ -614,41 +570,9 @@ impl Store {
 
     /// Adds accumulated roll-ups to their tables. Must run inside `begin` / `commit`.
     pub fn write_rollups(&self, r: Rollups) -> Result<()> {
-        let Rollups { app_day, domain_total, app_user, app_device, user_day, device_day } = r;
-        let spans = app_user.len() + app_device.len();
-        let pack = move || -> Result<[PackedUsage; 2]> {
-            Ok([PackedUsage::of(UsageTables::USER, app_user)?, PackedUsage::of(UsageTables::DEVICE, app_device)?])
-        };
-        // The spans are packed on a thread of their own while the day roll-ups are written: at
-        // the end of an import, the parsers are done and the other core is free.
-        let (packed, days) = if spans >= PACK_ASIDE_MIN {
-            std::thread::scope(|scope| {
-                let packing = scope.spawn(pack);
-                let days = self.write_day_rollups(app_day, domain_total, user_day, device_day);
-                let packed =
-                    packing.join().unwrap_or_else(|_| Err(StoreError::Invalid("roll-up packing panicked".into())));
-                (packed, days)
-            })
-        } else {
-            (pack(), self.write_day_rollups(app_day, domain_total, user_day, device_day))
-        };
-        days?;
-        for usage in packed? {
-            self.upsert_usage(&usage)?;
-        }
-        Ok(())
-    }
-
-    fn write_day_rollups(
-        &self,
-        app_day: FastMap<(i64, i32), Counters>,
-        domain_total: FastMap<i64, Counters>,
-        user_day: FastMap<(i64, i32), Counters>,
-        device_day: FastMap<(i64, i32), Counters>,
-    ) -> Result<()> {
-        // Rows stream from the sorted entries into the upserts: a second, row-shaped copy of a
-        // large roll-up was the peak of a 1 GB import.
-        let rows = sorted(app_day)
+        // Rows stream from the sorted entries into the upserts: a second, row-shaped copy of the
+        // largest roll-up (~150,000 app × user rows) was the peak of a 1 GB import.
+        let rows = sorted(r.app_day)
             .into_iter()
             .map(|((a, d), c)| [a, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions), i(c.blocked)]);
         self.upsert(
@@ -657,9 +581,11 @@ impl Store {
             rows,
         )?;
         let rows =
-            sorted(domain_total).into_iter().map(|(d, c)| [d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)]);
+            sorted(r.domain_total).into_iter().map(|(d, c)| [d, i(c.bytes_up), i(c.bytes_down), i(c.transactions)]);
         self.upsert("domain_total(domain_id, bytes_up, bytes_down, transactions)", SUM4, rows)?;
-        for (table, col, map) in [("user_day", "user_id", user_day), ("device_day", "device_id", device_day)] {
+        self.write_usage(UsageTables::USER, r.app_user)?;
+        self.write_usage(UsageTables::DEVICE, r.app_device)?;
+        for (table, col, map) in [("user_day", "user_id", r.user_day), ("device_day", "device_id", r.device_day)] {
             let rows = sorted(map)
                 .into_iter()
                 .map(|((x, d), c)| [x, i64::from(d), i(c.bytes_up), i(c.bytes_down), i(c.transactions)]);
@@ -668,16 +594,39 @@ impl Store {
         Ok(())
     }
 
-    /// Upserts both packed ends of a usage roll-up.
-    fn upsert_usage(&self, usage: &PackedUsage) -> Result<()> {
-        let t = usage.tables;
-        for (table, blob, rows) in [(t.by_owner, "apps", &usage.by_owner), (t.by_app, t.owners, &usage.by_app)] {
-            let mut st = self.conn.prepare_cached(&format!(
-                "INSERT INTO {table} VALUES (?1, ?2) ON CONFLICT DO UPDATE SET {blob} = merge_usage({blob}, excluded.{blob})"
-            ))?;
-            for (key, packed) in rows {
-                st.execute(params![key, packed])?;
+    /// Adds app × owner spans to both packed ends: each owner's row of apps, each app's row of
+    /// owners. Grouped by owner, each group (a few hundred spans at most) sorted by app, then
+    /// regrouped by app in that order, each row's entries are one run in id order.
+    fn write_usage(&self, t: UsageTables, map: PairMap<Span>) -> Result<()> {
+        let mut entries = group_by_key(map.iter(), |((_, owner), _)| *owner);
+        drop(map);
+        for run in entries.chunk_by_mut(|a, b| a.0.1 == b.0.1) {
+            run.sort_unstable_by_key(|((app, _), _)| *app);
+        }
+        self.upsert_usage(t.by_owner, "apps", &entries, |&(app, owner)| (owner, app))?;
+        let entries = group_by_key(entries.iter().copied(), |((app, _), _)| *app);
+        self.upsert_usage(t.by_app, t.owners, &entries, |&(app, owner)| (app, owner))
+    }
+
+    /// One upsert per run of `entries` with the same row key, `split` naming each pair's row key
+    /// and entry id; `entries` are sorted by both.
+    fn upsert_usage(
+        &self,
+        table: &str,
+        blob: &str,
+        entries: &[((i64, i64), Span)],
+        split: impl Fn(&(i64, i64)) -> (i64, i64),
+    ) -> Result<()> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "INSERT INTO {table} VALUES (?1, ?2) ON CONFLICT DO UPDATE SET {blob} = merge_usage({blob}, excluded.{blob})"
+        ))?;
+        let mut packed = Vec::new();
+        for run in entries.chunk_by(|a, b| split(&a.0).0 == split(&b.0).0) {
+            let mut packer = Packer::<Span>::new(&mut packed);
+            for (pair, span) in run {
+                packer.push(split(pair).1, span).map_err(|e| StoreError::Invalid(e.to_string()))?;
             }
+            st.execute(params![split(&run[0].0).0, &packed])?;
         }
         Ok(())
     }
