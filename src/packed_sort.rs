@@ -4,8 +4,6 @@
 //! Where the fields' ranges fit one `u64` (almost always: a batch's days and ids are few), the
 //! entries are sorted as (packed key, index) pairs of 16 bytes and then moved once.
 
-use crate::store::write::FastMap;
-
 /// Sorts `items` by `fields` (compared in order, as an array), not stably.
 pub fn sort_by_fields<T: Copy, const N: usize>(items: &mut [T], fields: impl Fn(&T) -> [i64; N]) {
     let Some(packing) = KeyPacking::of(items, &fields) else {
@@ -35,39 +33,6 @@ pub fn sort_by_fields<T: Copy, const N: usize>(items: &mut [T], fields: impl Fn(
             at = from;
         }
     }
-}
-
-/// `items` grouped by `key`: the groups in ascending key order, each group's items in the order
-/// the iterator gives them (a stable counting sort; `items` is walked twice). Over a few thousand
-/// distinct keys this is a pass to count and a pass to place, where a comparison sort of the
-/// ~150,000 app × user spans (48 bytes each) waited on memory for every move.
-pub fn group_by_key<T: Copy>(items: impl Iterator<Item = T> + Clone, key: impl Fn(&T) -> i64) -> Vec<T> {
-    let mut counts: FastMap<i64, usize> = FastMap::default();
-    let mut n = 0usize;
-    let mut template = None;
-    for t in items.clone() {
-        *counts.entry(key(&t)).or_default() += 1;
-        n += 1;
-        template.get_or_insert(t);
-    }
-    let Some(template) = template else { return Vec::new() };
-    let mut keys: Vec<(i64, usize)> = counts.into_iter().collect();
-    keys.sort_unstable_by_key(|&(k, _)| k);
-    let mut next: FastMap<i64, usize> = FastMap::with_capacity_and_hasher(keys.len(), Default::default());
-    let mut at = 0;
-    for (k, count) in keys {
-        next.insert(k, at);
-        at += count;
-    }
-    let mut out = vec![template; n];
-    for t in items {
-        // Every key was counted above, and the iterator gives the same items again.
-        if let Some(pos) = next.get_mut(&key(&t)) {
-            out[*pos] = t;
-            *pos += 1;
-        }
-    }
-    out
 }
 
 /// The fields' offsets from their minimum, bit-packed most significant first, so that comparing
@@ -130,16 +95,6 @@ mod tests {
             want.sort();
             sort_by_fields(&mut items, |t| *t);
             prop_assert_eq!(items, want);
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn groups_like_a_stable_sort_by_key(raw in prop::collection::vec((-5i64..40, any::<u16>()), 0..500)) {
-            let got = group_by_key(raw.iter().copied(), |&(k, _)| k);
-            let mut want = raw.clone();
-            want.sort_by_key(|&(k, _)| k);
-            prop_assert_eq!(got, want);
         }
     }
 

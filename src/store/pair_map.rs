@@ -111,9 +111,11 @@ impl<V: Copy + Default> PairMap<V> {
     }
 
     /// The entries, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = ((i64, i64), V)> + Clone + '_ {
-        let slots = self.keys.iter().zip(&self.vals).filter(|(k, _)| **k != EMPTY).map(|(k, v)| (*k, *v));
-        slots.chain(self.empty_key.map(|v| (EMPTY, v)))
+    pub fn into_vec(self) -> Vec<((i64, i64), V)> {
+        let mut out: Vec<((i64, i64), V)> = Vec::with_capacity(self.len());
+        out.extend(self.keys.into_iter().zip(self.vals).filter(|(k, _)| *k != EMPTY));
+        out.extend(self.empty_key.map(|v| (EMPTY, v)));
+        out
     }
 }
 
@@ -141,7 +143,7 @@ mod tests {
                 *want.entry((*a, *b)).or_default() += v;
             }
             prop_assert_eq!(map.len(), want.len());
-            let mut got: Vec<_> = map.iter().collect();
+            let mut got = map.into_vec();
             got.sort_unstable();
             prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>());
         }
@@ -155,6 +157,6 @@ mod tests {
         map.add_all(n, |i| ((i as i64 % 300, i as i64 / 300), 2), |a, b| *a += b);
         assert_eq!(map.len(), n);
         assert!(map.keys.len() >= n * 4 / 3 && map.keys.len() <= n * 8 / 3, "{} slots", map.keys.len());
-        assert!(map.iter().all(|(_, v)| v == 3));
+        assert!(map.into_vec().iter().all(|(_, v)| *v == 3));
     }
 }

@@ -7,7 +7,7 @@ use super::schema::UsageTables;
 use super::{Result, Store, StoreError, i};
 use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Severity, Tag, UserId};
-use crate::packed_sort::{group_by_key, sort_by_fields};
+use crate::packed_sort::sort_by_fields;
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -594,18 +594,14 @@ impl Store {
         Ok(())
     }
 
-    /// Adds app × owner spans to both packed ends: each owner's row of apps, each app's row of
-    /// owners. Grouped by owner, each group (a few hundred spans at most) sorted by app, then
-    /// regrouped by app in that order, each row's entries are one run in id order.
+    /// Adds app × owner spans to both packed ends: each app's row of owners, each owner's row
+    /// of apps. Sorted one way and then the other, each row's entries are one run.
     fn write_usage(&self, t: UsageTables, map: PairMap<Span>) -> Result<()> {
-        let mut entries = group_by_key(map.iter(), |((_, owner), _)| *owner);
-        drop(map);
-        for run in entries.chunk_by_mut(|a, b| a.0.1 == b.0.1) {
-            run.sort_unstable_by_key(|((app, _), _)| *app);
-        }
-        self.upsert_usage(t.by_owner, "apps", &entries, |&(app, owner)| (owner, app))?;
-        let entries = group_by_key(entries.iter().copied(), |((app, _), _)| *app);
-        self.upsert_usage(t.by_app, t.owners, &entries, |&(app, owner)| (app, owner))
+        let mut entries = map.into_vec();
+        sort_by_fields(&mut entries, |((app, owner), _)| [*app, *owner]);
+        self.upsert_usage(t.by_app, t.owners, &entries, |&(app, owner)| (app, owner))?;
+        sort_by_fields(&mut entries, |((app, owner), _)| [*owner, *app]);
+        self.upsert_usage(t.by_owner, "apps", &entries, |&(app, owner)| (owner, app))
     }
 
     /// One upsert per run of `entries` with the same row key, `split` naming each pair's row key
