@@ -11,7 +11,6 @@ pub mod catalog_sync;
 pub mod governance;
 pub mod outbox;
 pub mod packed;
-mod pair_map;
 pub mod queries;
 pub mod schema;
 mod summaries;

@@ -2,7 +2,6 @@
 //! summaries, tags and settings. Callers bracket batches with `begin` / `commit` so a killed
 //! process leaves either the whole batch or none of it.
 use super::packed::{Entry, Packer, Span};
-use super::pair_map::PairMap;
 use super::schema::UsageTables;
 use super::{Result, Store, StoreError, i};
 use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
@@ -208,8 +207,8 @@ pub const ROLLUPS_PENDING: &str = "rollups_pending";
 pub struct Rollups {
     app_day: FastMap<(i64, i32), Counters>,
     domain_total: FastMap<i64, Counters>,
-    app_user: PairMap<Span>,
-    app_device: PairMap<Span>,
+    app_user: FastMap<(i64, i64), Span>,
+    app_device: FastMap<(i64, i64), Span>,
     user_day: FastMap<(i64, i32), Counters>,
     device_day: FastMap<(i64, i32), Counters>,
 }
@@ -234,22 +233,13 @@ impl Rollups {
             for (k, c) in row {
                 self.app_day.entry((k.app.0, k.day.0)).or_default().add(c);
                 self.domain_total.entry(k.domain.0).or_default().add(c);
+                merge_span(&mut self.app_user, (k.app.0, k.user.0), k.day, c);
+                merge_span(&mut self.app_device, (k.app.0, k.device.0), k.day, c);
                 total.add(c);
             }
             self.user_day.entry((head.user.0, head.day.0)).or_default().add(&total);
             self.device_day.entry((head.device.0, head.day.0)).or_default().add(&total);
         }
-        let span = |k: &FactKey, c: &Counters| Span::of(k.day.0, c);
-        self.app_user.add_all(
-            facts.len(),
-            |i| ((facts[i].0.app.0, facts[i].0.user.0), span(&facts[i].0, &facts[i].1)),
-            Span::combine,
-        );
-        self.app_device.add_all(
-            facts.len(),
-            |i| ((facts[i].0.app.0, facts[i].0.device.0), span(&facts[i].0, &facts[i].1)),
-            Span::combine,
-        );
     }
 }
 
@@ -282,6 +272,11 @@ fn packed_rows(facts: &[(FactKey, Counters)]) -> impl Iterator<Item = &[(FactKey
 /// Whether two facts belong to the same `traffic_packed` row (day × user × device).
 fn same_packed_row(a: &FactKey, b: &FactKey) -> bool {
     a.day == b.day && a.user == b.user && a.device == b.device
+}
+
+fn merge_span(map: &mut FastMap<(i64, i64), Span>, key: (i64, i64), day: Day, c: &Counters) {
+    let one = Span::of(day.0, c);
+    map.entry(key).and_modify(|s| s.combine(&one)).or_insert(one);
 }
 
 /// What [`Store::set_risk_override`] changed.
@@ -596,8 +591,8 @@ impl Store {
 
     /// Adds app × owner spans to both packed ends: each app's row of owners, each owner's row
     /// of apps. Sorted one way and then the other, each row's entries are one run.
-    fn write_usage(&self, t: UsageTables, map: PairMap<Span>) -> Result<()> {
-        let mut entries = map.into_vec();
+    fn write_usage(&self, t: UsageTables, map: FastMap<(i64, i64), Span>) -> Result<()> {
+        let mut entries: Vec<((i64, i64), Span)> = map.into_iter().collect();
         sort_by_fields(&mut entries, |((app, owner), _)| [*app, *owner]);
         self.upsert_usage(t.by_app, t.owners, &entries, |&(app, owner)| (app, owner))?;
         sort_by_fields(&mut entries, |((app, owner), _)| [*owner, *app]);
