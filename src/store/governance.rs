@@ -88,6 +88,26 @@ impl UsageSums {
         s.devices.insert(device);
     }
 
+    /// Adds the facts of one packed row whose domain's app `keep` accepts.
+    fn add_row(
+        &mut self,
+        day: i32,
+        user: i64,
+        device: i64,
+        facts: &mut dyn Iterator<Item = Result<(i64, u64)>>,
+        app_of: &FastMap<i64, i64>,
+        keep: impl Fn(i64) -> bool,
+    ) -> Result<()> {
+        for fact in facts {
+            let (domain, up) = fact?;
+            let Some(&app) = app_of.get(&domain) else { continue };
+            if keep(app) {
+                self.add(day, user, app, device, up);
+            }
+        }
+        Ok(())
+    }
+
     fn into_facts(self) -> Vec<UsageFact> {
         let fact = |((day, user, app), s): ((i32, i64, i64), UploadSum)| UsageFact {
             day: Day(day),
@@ -419,14 +439,7 @@ impl Store {
             if !whole_row && unsanctioned.is_empty() {
                 return Ok(());
             }
-            for fact in facts {
-                let (domain, up) = fact?;
-                let Some(&app) = app_of.get(&domain) else { continue };
-                if whole_row || unsanctioned.contains(&app) {
-                    window.add(day, user, app, device, up);
-                }
-            }
-            Ok(())
+            window.add_row(day, user, device, facts, &app_of, |app| whole_row || unsanctioned.contains(&app))
         })?;
         window
             .sums
@@ -444,14 +457,7 @@ impl Store {
             if !heavy_users.contains(&user) {
                 return Ok(());
             }
-            for fact in facts {
-                let (domain, up) = fact?;
-                let Some(&app) = app_of.get(&domain) else { continue };
-                if heavy.contains(&(user, app)) {
-                    history.add(day, user, app, device, up);
-                }
-            }
-            Ok(())
+            history.add_row(day, user, device, facts, &app_of, |app| heavy.contains(&(user, app)))
         })?;
         out.extend(history.into_facts());
         Ok(out)

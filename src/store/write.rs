@@ -656,24 +656,23 @@ impl Store {
         update: &str,
         rows: impl IntoIterator<Item = [i64; N]>,
     ) -> Result<()> {
-        const CHUNK: usize = ROWS_PER_STATEMENT;
         let sql = |n: usize| {
             // OR FAIL: a failed row need not undo the statement's earlier rows (the caller rolls
             // back the whole transaction), which spares SQLite a statement journal.
             format!("INSERT OR FAIL INTO {target} VALUES {} ON CONFLICT DO UPDATE SET {update}", placeholders(n, N))
         };
-        let mut chunk: Vec<[i64; N]> = Vec::with_capacity(CHUNK);
+        let mut chunk: Vec<[i64; N]> = Vec::with_capacity(ROWS_PER_STATEMENT);
         let mut rows = rows.into_iter();
         let mut many = None;
         loop {
             chunk.clear();
-            chunk.extend(rows.by_ref().take(CHUNK));
-            if chunk.len() < CHUNK {
+            chunk.extend(rows.by_ref().take(ROWS_PER_STATEMENT));
+            if chunk.len() < ROWS_PER_STATEMENT {
                 break;
             }
             let st = match &mut many {
                 Some(st) => st,
-                None => many.insert(self.conn.prepare_cached(&sql(CHUNK))?),
+                None => many.insert(self.conn.prepare_cached(&sql(ROWS_PER_STATEMENT))?),
             };
             for (j, v) in chunk.iter().flatten().enumerate() {
                 st.raw_bind_parameter(j + 1, *v)?;
