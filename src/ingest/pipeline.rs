@@ -277,15 +277,13 @@ struct StopReader<'a> {
 }
 
 impl Read for StopReader<'_> {
+    /// The inner reader's own `read`: a `BufReader` reads a large `buf` straight from its
+    /// input, without a copy through its buffer.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let data = self.fill_buf()?;
-            let n = data.len().min(buf.len());
-            buf[..n].copy_from_slice(&data[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("import stopped"));
+        }
+        self.inner.read(buf)
     }
 }
 
@@ -1118,7 +1116,7 @@ fn run_import(
                         waited += t.elapsed();
                         parser.parse_chunk(&chunk, &mut sink);
                         sink.finish_chunk(&chunk);
-                        let _ = spare_tx.try_send(chunk.data);
+                        let _ = spare_tx.try_send(chunk.into_buffer());
                         if shared.stop.load(Ordering::Relaxed) {
                             break;
                         }
