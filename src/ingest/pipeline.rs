@@ -180,7 +180,14 @@ fn lower(s: &str) -> Cow<'_, str> {
 }
 
 fn present<'a>(v: &'a Option<Cow<'_, str>>) -> Option<&'a str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty() && *s != "-")
+    v.as_deref().map(trim).filter(|s| !s.is_empty() && *s != "-")
+}
+
+/// `str::trim`, told at once for a field that starts and ends with a printable ASCII byte (the
+/// usual case, five fields a line: the full trim was 1 % of a Squid import's CPU).
+fn trim(s: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x80);
+    if printable(s.as_bytes().first()) && printable(s.as_bytes().last()) { s } else { s.trim() }
 }
 
 /// A destination key first seen in this import; the writer resolves it to cache ids once.
@@ -371,7 +378,7 @@ impl<'a> Collector<'a> {
         let host = present(&rec.dest_host).or_else(|| present(&rec.url).and_then(host_of_url));
         let vendor = present(&rec.vendor_app);
         let key: Cow<'_, str> = match (host, vendor, present(&rec.dest_ip)) {
-            (Some(h), _, _) => lower(h.trim_end_matches('.')),
+            (Some(h), _, _) => lower(if h.ends_with('.') { h.trim_end_matches('.') } else { h }),
             (None, Some(app), _) => format!("app:{}", app.to_ascii_lowercase()).into(),
             (None, None, Some(ip)) => ip.into(),
             (None, None, None) => return None,
@@ -1282,4 +1289,18 @@ pub fn import_paths(
     }
     store.with_background_checkpoint(|| store.refresh_summaries())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The quick trim agrees with `str::trim`, control bytes, Unicode spaces and all.
+        #[test]
+        fn trim_matches_std(s in "[ \\t\\r\\n\\x0b\\x0c\\x1c\\x00a-z.\\u{a0}\\u{2003}é-]{0,8}") {
+            prop_assert_eq!(trim(&s), s.trim());
+        }
+    }
 }

@@ -61,8 +61,14 @@ const FIELDS: usize = 10;
 
 /// Splits into exactly ten whitespace-separated fields; None for any other count.
 fn split_fields(line: &str) -> Option<[&str; FIELDS]> {
-    let b = line.as_bytes();
     let mut out = [""; FIELDS];
+    split_fields_into(line, &mut out).then_some(out)
+}
+
+/// [`split_fields`] into the caller's array, for the hot path: returning the 160-byte array
+/// by value cost a `memmove` call per line (2 % of a Squid import's CPU).
+fn split_fields_into<'a>(line: &'a str, out: &mut [&'a str; FIELDS]) -> bool {
+    let b = line.as_bytes();
     let mut n = 0;
     let mut i = 0;
     while i < b.len() {
@@ -75,12 +81,12 @@ fn split_fields(line: &str) -> Option<[&str; FIELDS]> {
         let start = i;
         i = next_space(b, i);
         if n == FIELDS {
-            return None;
+            return false;
         }
         out[n] = &line[start..i];
         n += 1;
     }
-    (n == FIELDS).then_some(out)
+    n == FIELDS
 }
 
 /// Index of the first ASCII whitespace byte at or after `i`, or `b.len()`. Eight bytes at a
@@ -153,9 +159,10 @@ impl LineParser for SquidParser {
         if line.starts_with('#') {
             return LineOutcome::Header;
         }
-        let Some(f) = split_fields(line) else {
+        let mut f = [""; FIELDS];
+        if !split_fields_into(line, &mut f) {
             return LineOutcome::Skip(SkipReason::Malformed("squid: not 10 fields"));
-        };
+        }
         let [time, elapsed, client, code, bytes, method, url, ident, hier, _mime] = f;
         let (true, Some(bytes), Some(_)) = (is_result_code(code), parse_digits(bytes), parse_digits(elapsed)) else {
             return LineOutcome::Skip(SkipReason::Malformed("squid: field shape"));
