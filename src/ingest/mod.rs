@@ -458,8 +458,13 @@ impl<'a> ChunkReader<'a> {
                 if buf.is_empty() {
                     return Ok(Some(self.cut_last()));
                 }
+                let found = memchr::memchr(b'\n', buf);
+                let n = buf.len();
+                if found.is_some() {
+                    self.make_room()?;
+                }
                 let c = &mut self.next;
-                match memchr::memchr(b'\n', buf) {
+                match found {
                     Some(i) => {
                         c.dropped += i as u64;
                         c.data[c.len] = b'\n';
@@ -469,8 +474,7 @@ impl<'a> ChunkReader<'a> {
                         return Ok(Some(self.cut(self.next.len)));
                     }
                     None => {
-                        c.dropped += buf.len() as u64;
-                        let n = buf.len();
+                        c.dropped += n as u64;
                         self.input.consume(n);
                     }
                 }
@@ -489,18 +493,8 @@ impl<'a> ChunkReader<'a> {
                 self.skipping = true;
                 continue;
             }
-            if c.len == c.data.len() {
-                // Full only when a cut left the chunk at an offset: move it to the front.
-                let begin = c.begin;
-                if begin == 0 {
-                    return Err(io::Error::other("chunk buffer full"));
-                }
-                c.data.copy_within(begin..c.len, 0);
-                c.len -= begin;
-                c.begin = 0;
-                self.line_start -= begin;
-                self.scanned -= begin;
-            }
+            self.make_room()?;
+            let c = &mut self.next;
             let room_end = (c.len + CHUNK_READ).min(c.data.len());
             match self.input.read(&mut c.data[c.len..room_end]) {
                 Ok(0) => return Ok(Some(self.cut_last())),
@@ -509,6 +503,25 @@ impl<'a> ChunkReader<'a> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Moves the chunk being read to the front of its buffer when the buffer is full, which
+    /// happens only when a cut left the chunk at an offset (see [`ChunkReader::buffer_len`]).
+    fn make_room(&mut self) -> io::Result<()> {
+        let c = &mut self.next;
+        if c.len < c.data.len() {
+            return Ok(());
+        }
+        let begin = c.begin;
+        if begin == 0 {
+            return Err(io::Error::other("chunk buffer full"));
+        }
+        c.data.copy_within(begin..c.len, 0);
+        c.len -= begin;
+        c.begin = 0;
+        self.line_start -= begin;
+        self.scanned -= begin;
+        Ok(())
     }
 
     /// Counts the newlines read since the last scan, up to the one that fills the chunk;
@@ -811,6 +824,18 @@ mod tests {
             let chunked = chunked_lines_of(&data, 1 << 17, max_lines, max_bytes);
             assert_eq!(chunked.len(), 30_000);
             assert_eq!(chunked, lines_of(&mut &data[..]), "{max_lines} lines, {max_bytes} bytes");
+        }
+    }
+
+    /// A too-long line that starts where a cut left the chunk at an offset and runs to the end
+    /// of the buffer: the buffer is compacted before the line's newline is kept.
+    #[test]
+    fn a_long_line_after_an_offset_cut_fits_its_buffer() {
+        let mut data = b"aaaa\nccccc\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 2 * MAX_LINE));
+        data.extend_from_slice(b"\nz\n");
+        for max_bytes in [9, 10, 11, 12] {
+            assert_eq!(chunked_lines_of(&data, 1 << 17, 1, max_bytes), lines_of(&mut &data[..]), "{max_bytes}");
         }
     }
 
