@@ -354,7 +354,7 @@ pub struct Chunk {
     /// Bytes of the chunk's last line that were not kept because it is longer than [`MAX_LINE`]
     /// (it is skipped as too long all the same); a chunk ends after such a line.
     pub dropped: u64,
-    /// Newlines in `data`.
+    /// Newlines in the chunk's lines.
     pub lines: u64,
     /// The input ends with this chunk.
     pub last: bool,
