@@ -145,11 +145,6 @@ fn fingerprint(path: &Path) -> io::Result<String> {
     Ok(format!("{h:016x}-{}", meta.len()))
 }
 
-/// Read size of an input: small enough that the buffer stays in the reading core's L2 between the
-/// kernel's copy into it and the chunk reader's copy out of it. At 1 MiB, the kernel copy ran
-/// from and to memory and was 14 % of a Squid import's CPU time; at 128 KiB it is 1 %.
-const READ_BUFFER: usize = 128 * 1024;
-
 fn open_input(path: &Path) -> io::Result<(Box<dyn BufRead + Send>, Option<u64>)> {
     let (raw, size): (Box<dyn Read + Send>, Option<u64>) = if path.as_os_str() == "-" {
         (Box::new(io::stdin()), None)
@@ -158,10 +153,10 @@ fn open_input(path: &Path) -> io::Result<(Box<dyn BufRead + Send>, Option<u64>)>
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
-    let mut peek = BufReader::with_capacity(READ_BUFFER, raw);
+    let mut peek = BufReader::with_capacity(super::READ_SIZE, raw);
     let gz = peek.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     if gz {
-        Ok((Box::new(BufReader::with_capacity(READ_BUFFER, flate2::bufread::MultiGzDecoder::new(peek))), None))
+        Ok((Box::new(BufReader::with_capacity(super::READ_SIZE, flate2::bufread::MultiGzDecoder::new(peek))), None))
     } else {
         Ok((Box::new(peek), size))
     }
