@@ -2,6 +2,7 @@
 //! and the pipeline that turns records into per-day aggregates in the cache (`pipeline`).
 use std::borrow::Cow;
 use std::io::{self, BufRead};
+use std::ops::Range;
 
 pub mod pipeline;
 pub mod registry;
@@ -243,19 +244,9 @@ pub enum Line<'a> {
 /// line numbers); `\r\n` endings and a UTF-8 BOM on the first line are removed. Lines that lie
 /// whole in the reader's buffer are handed out in place; only a line cut by the buffer's end is
 /// copied (at most [`MAX_LINE`] + 1 bytes of it).
-pub fn for_each_line(input: &mut dyn BufRead, f: impl FnMut(Position, Line<'_>)) -> io::Result<()> {
-    for_each_line_from(input, Position::default(), f)
-}
-
-/// [`for_each_line`] for input that starts after `start` (lines before it, bytes before it):
-/// positions continue from there, and a BOM is only removed on the stream's first line.
-fn for_each_line_from(
-    input: &mut dyn BufRead,
-    start: Position,
-    mut f: impl FnMut(Position, Line<'_>),
-) -> io::Result<()> {
-    let mut line_no: u64 = start.line;
-    let mut offset: u64 = start.offset_end;
+pub fn for_each_line(input: &mut dyn BufRead, mut f: impl FnMut(Position, Line<'_>)) -> io::Result<()> {
+    let mut line_no: u64 = 0;
+    let mut offset: u64 = 0;
     // The start of a line the buffer cut, and how many bytes of it were consumed in all.
     let mut carry: Vec<u8> = Vec::new();
     let mut carried: u64 = 0;
@@ -313,24 +304,18 @@ fn keep_bounded(carry: &mut Vec<u8>, more: &[u8]) {
     carry.extend_from_slice(&more[..more.len().min(room)]);
 }
 
-/// [`for_each_line_from`] over text in memory, already checked as UTF-8.
-fn text_lines(text: &str, start: Position, f: &mut impl FnMut(Position, Line<'_>)) {
+/// The lines of an input held in memory, as ranges of `bytes` (newline included), with their
+/// positions after `start`.
+fn lines_in(bytes: &[u8], start: Position, mut each: impl FnMut(Position, Range<usize>)) {
     let mut pos = start;
     let mut at = 0;
-    let mut line = |pos: &mut Position, raw: &str| {
+    // The last line may lack its newline.
+    let unended = (!bytes.is_empty() && !bytes.ends_with(b"\n")).then_some(bytes.len());
+    for end in memchr::memchr_iter(b'\n', bytes).map(|i| i + 1).chain(unended) {
         pos.line += 1;
-        pos.offset_end += raw.len() as u64;
-        deliver_text(f, *pos, raw);
-    };
-    for i in memchr::memchr_iter(b'\n', text.as_bytes()) {
-        // Just past a newline: a char boundary.
-        if let Some(raw) = text.get(at..=i) {
-            line(&mut pos, raw);
-        }
-        at = i + 1;
-    }
-    if let Some(raw) = text.get(at..).filter(|r| !r.is_empty()) {
-        line(&mut pos, raw);
+        pos.offset_end += (end - at) as u64;
+        each(pos, at..end);
+        at = end;
     }
 }
 
@@ -346,19 +331,16 @@ fn deliver(f: &mut impl FnMut(Position, Line<'_>), pos: Position, raw: &[u8], ra
     }
 }
 
-/// [`deliver`] for a line of text already checked as UTF-8 (with the rest of its chunk).
+/// [`deliver`] for a line of text already checked as UTF-8 (with the rest of its chunk). The
+/// text is cut only at ASCII bytes and after a whole BOM, always a char boundary, so `get`
+/// does not fail; too-long and blank lines (and a failed `get`, if it ever did) go the bytes way.
 fn deliver_text(f: &mut impl FnMut(Position, Line<'_>), pos: Position, raw: &str) {
-    let bytes = raw.as_bytes();
-    match line_body(pos, bytes, bytes.len() as u64) {
-        Body::TooLong => f(pos, Line::TooLong(&bytes[..bytes.len().min(120)])),
-        Body::Blank => {}
-        // The body is cut only at ASCII bytes and after a whole BOM: always a char boundary,
-        // so `get` does not fail; if it ever did, the bytes path would still tell.
-        Body::At(a, b) => match raw.get(a..b) {
-            Some(text) => f(pos, Line::Text(text)),
-            None => deliver(f, pos, bytes, bytes.len() as u64),
-        },
+    if let Body::At(a, b) = line_body(pos, raw.as_bytes(), raw.len() as u64)
+        && let Some(text) = raw.get(a..b)
+    {
+        return f(pos, Line::Text(text));
     }
+    deliver(f, pos, raw.as_bytes(), raw.len() as u64);
 }
 
 /// What a raw line (with its newline) comes to before it is checked as UTF-8.
@@ -443,14 +425,12 @@ impl Chunk {
         // One UTF-8 check of the whole chunk, not one a line (per-line calls on short lines were
         // ~2.7 % of a Squid import's CPU); a chunk with any invalid byte is checked line by line,
         // so each bad line is still told apart.
-        match std::str::from_utf8(self.bytes()) {
-            Ok(text) => text_lines(text, self.start, &mut f),
-            Err(_) => {
-                let mut data: &[u8] = self.bytes();
-                // Reading from memory cannot fail.
-                let _ = for_each_line_from(&mut data, self.start, f);
-            }
-        }
+        let bytes = self.bytes();
+        let text = std::str::from_utf8(bytes).ok();
+        lines_in(bytes, self.start, |pos, r| match text.and_then(|t| t.get(r.clone())) {
+            Some(raw) => deliver_text(&mut f, pos, raw),
+            None => deliver(&mut f, pos, &bytes[r.clone()], r.len() as u64),
+        });
     }
 }
 
