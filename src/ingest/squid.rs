@@ -250,6 +250,7 @@ fn scan_native(line: &str) -> Option<Native<'_>> {
     Some(Native { ts, client, bytes, blocked, method, url, ident, hier })
 }
 
+/// A cursor over one line; the readers of every field after the first skip the blanks before it.
 struct Scan<'a> {
     line: &'a str,
     i: usize,
@@ -266,16 +267,15 @@ impl<'a> Scan<'a> {
         while let Some(&c) = b.get(self.i)
             && c.is_ascii_digit()
         {
-            n = n * 10 + u64::from(c - b'0');
-            self.i += 1;
             // Nineteen digits cannot overflow: longer numbers go the checked, general way.
-            if self.i - start > max {
+            if self.i - start == max {
                 return None;
             }
+            n = n * 10 + u64::from(c - b'0');
+            self.i += 1;
         }
         (self.i > start).then_some(n)
     }
-    /// The readers of every field after the first skip the blanks before it.
     fn number(&mut self) -> Option<u64> {
         self.gap()?;
         self.digits(19)
@@ -649,6 +649,9 @@ mod tests {
             "1157689312.049 5006 10.1.2.3 TCP_MISS/2x0 1 GET http://a.b/ - NONE/- -",
             "1157689312.0.4 5006 10.1.2.3 TCP_MISS/200 1 GET http://a.b/ - NONE/- -",
             "1157689312.049 5006 10.1.2.3 TCP_MISS/200 12345678901234567890 GET http://a.b/ - NONE/- -",
+            "1157689312.049 5006 10.1.2.3 TCP_MISS/200 99999999999999999999 GET http://a.b/ - NONE/- -",
+            "1157689312.049 5006 10.1.2.3 TCP_MISS/200 999999999999999999999 GET http://a.b/ - NONE/- -",
+            "9999999999999999999.049 5006 10.1.2.3 TCP_MISS/200 1 GET http://a.b/ - NONE/- -",
             "1157689312.049 -1 10.1.2.3 TCP_MISS/200 1 GET http://a.b/ - NONE/- -",
         ] {
             assert!(scan_native(odd).is_none(), "{odd}");
