@@ -280,14 +280,21 @@ impl<'a> Scan<'a> {
         self.gap()?;
         self.digits(19)
     }
+    /// Skips the bytes `keep` holds for; how many.
+    fn skip(&mut self, keep: impl Fn(u8) -> bool) -> usize {
+        let start = self.i;
+        while self.byte().is_some_and(&keep) {
+            self.i += 1;
+        }
+        self.i - start
+    }
     /// `seconds[.fraction]`: the fraction is checked, not kept.
     fn epoch(&mut self) -> Option<i64> {
-        let secs = i64::try_from(self.digits(18)?).ok()?;
+        // Eighteen digits always fit an i64.
+        let secs = self.digits(18)? as i64;
         if self.byte() == Some(b'.') {
             self.i += 1;
-            while self.byte().is_some_and(|c| c.is_ascii_digit()) {
-                self.i += 1;
-            }
+            self.skip(|c| c.is_ascii_digit());
         }
         Some(secs)
     }
@@ -300,7 +307,7 @@ impl<'a> Scan<'a> {
         while let Some(&c) = b.get(self.i)
             && (c.is_ascii_uppercase() || c == b'_')
         {
-            // The cheap byte test first: `starts_with` is a `memcmp` call at every `_`.
+            // The next byte first: every code has a `_`, few a `D` after it.
             denied |= c == b'_' && b.get(self.i + 1) == Some(&b'D') && b[self.i..].starts_with(b"_DENIED");
             self.i += 1;
         }
@@ -308,21 +315,12 @@ impl<'a> Scan<'a> {
             return None;
         }
         self.i += 1;
-        while self.byte().is_some_and(|c| c.is_ascii_digit()) {
-            self.i += 1;
-        }
+        self.skip(|c| c.is_ascii_digit());
         Some(denied)
     }
     /// At least one blank, skipped.
     fn gap(&mut self) -> Option<()> {
-        if !self.byte()?.is_ascii_whitespace() {
-            return None;
-        }
-        self.i += 1;
-        while self.byte().is_some_and(|c| c.is_ascii_whitespace()) {
-            self.i += 1;
-        }
-        Some(())
+        (self.skip(|c| c.is_ascii_whitespace()) > 0).then_some(())
     }
     fn token(&mut self) -> Option<&'a str> {
         self.gap()?;
@@ -331,7 +329,7 @@ impl<'a> Scan<'a> {
         // A whitespace byte is ASCII, so `i` is a char boundary.
         (self.i > start).then(|| &self.line[start..self.i])
     }
-    fn only_blanks_left(&mut self) -> Option<()> {
+    fn only_blanks_left(&self) -> Option<()> {
         self.line.as_bytes()[self.i..].iter().all(u8::is_ascii_whitespace).then_some(())
     }
 }
