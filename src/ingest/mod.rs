@@ -17,6 +17,7 @@ pub mod fortigate;
 pub mod juniper;
 pub mod leef;
 pub mod mdca_csv;
+mod name_ids;
 pub mod panos;
 pub mod squid;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! committed in batches together with the byte offset reached. A killed import leaves whole
 //! batches only, and a re-run resumes after the last committed offset; a file already fully
 //! imported (same fingerprint) is not counted twice.
+use super::name_ids::NameIds;
 use super::{
     Action, Chunk, ChunkParser, ChunkReader, LogFormat, Position, Record, RecordKind, RecordSink, SkipReason,
     host_of_url, registry,
@@ -308,9 +309,10 @@ struct Collector<'a> {
     shared: &'a Shared,
     /// Which parser thread this is (its local ids are its own).
     worker: usize,
-    users: FastMap<Box<str>, u32>,
-    devices: FastMap<Box<str>, u32>,
-    dests: FastMap<Box<str>, u32>,
+    /// Local ids; 0 is the unknown user and device.
+    users: NameIds,
+    devices: NameIds,
+    dests: NameIds,
     batch: Batch,
     next_seq: u64,
     resume_from: u64,
@@ -330,9 +332,9 @@ impl<'a> Collector<'a> {
             tx,
             shared,
             worker,
-            users: FastMap::default(),
-            devices: FastMap::default(),
-            dests: FastMap::default(),
+            users: NameIds::starting_at(1),
+            devices: NameIds::starting_at(1),
+            dests: NameIds::starting_at(0),
             batch: Batch::default(),
             next_seq: 0,
             resume_from,
@@ -348,11 +350,10 @@ impl<'a> Collector<'a> {
     fn user(&mut self, name: Option<&str>) -> u32 {
         let Some(name) = name else { return 0 };
         let key = lower(name);
-        if let Some(id) = self.users.get(key.as_ref()) {
-            return *id;
+        if let Some(id) = self.users.get(&key) {
+            return id;
         }
-        let id = self.users.len() as u32 + 1;
-        self.users.insert(key.as_ref().into(), id);
+        let id = self.users.insert_new(&key);
         self.batch.names.users.push(key.into_owned());
         id
     }
@@ -360,10 +361,9 @@ impl<'a> Collector<'a> {
     fn device(&mut self, name: Option<&str>) -> u32 {
         let Some(name) = name else { return 0 };
         if let Some(id) = self.devices.get(name) {
-            return *id;
+            return id;
         }
-        let id = self.devices.len() as u32 + 1;
-        self.devices.insert(name.into(), id);
+        let id = self.devices.insert_new(name);
         self.batch.names.devices.push(name.to_string());
         id
     }
@@ -378,11 +378,10 @@ impl<'a> Collector<'a> {
             (None, None, Some(ip)) => ip.into(),
             (None, None, None) => return None,
         };
-        if let Some(id) = self.dests.get(key.as_ref()) {
-            return Some(*id);
+        if let Some(id) = self.dests.get(&key) {
+            return Some(id);
         }
-        let id = self.dests.len() as u32;
-        self.dests.insert(key.as_ref().into(), id);
+        let id = self.dests.insert_new(&key);
         self.batch.names.dests.push(match (host, vendor) {
             (None, Some(app)) => DestName::VendorApp { key: key.into_owned(), app: app.to_string() },
             _ => DestName::Host(key.into_owned()),
