@@ -2,7 +2,7 @@
 //! committed in batches together with the byte offset reached. A killed import leaves whole
 //! batches only, and a re-run resumes after the last committed offset; a file already fully
 //! imported (same fingerprint) is not counted twice.
-use super::name_ids::NameIds;
+use super::name_ids::{Case, NameId, NameIds};
 use super::{
     Action, Chunk, ChunkParser, ChunkReader, LogFormat, Position, Record, RecordKind, RecordSink, SkipReason,
     host_of_url, registry,
@@ -169,10 +169,6 @@ fn first_lines(reader: &mut dyn BufRead) -> io::Result<Vec<String>> {
     let text = String::from_utf8_lossy(&buf[..buf.len().min(64 * 1024)]);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     Ok(text.lines().filter(|l| !l.trim().is_empty()).take(20).map(str::to_string).collect())
-}
-
-fn lower(s: &str) -> Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) { s.to_ascii_lowercase().into() } else { s.into() }
 }
 
 fn present<'a>(v: &'a Option<Cow<'_, str>>) -> Option<&'a str> {
@@ -349,43 +345,38 @@ impl<'a> Collector<'a> {
 
     fn user(&mut self, name: Option<&str>) -> u32 {
         let Some(name) = name else { return 0 };
-        let key = lower(name);
-        if let Some(id) = self.users.get(&key) {
-            return id;
+        let NameId { id, new } = self.users.id(name, Case::Fold);
+        if let Some(name) = new {
+            self.batch.names.users.push(name);
         }
-        let id = self.users.insert_new(&key);
-        self.batch.names.users.push(key.into_owned());
         id
     }
 
     fn device(&mut self, name: Option<&str>) -> u32 {
         let Some(name) = name else { return 0 };
-        if let Some(id) = self.devices.get(name) {
-            return id;
+        let NameId { id, new } = self.devices.id(name, Case::Exact);
+        if let Some(name) = new {
+            self.batch.names.devices.push(name);
         }
-        let id = self.devices.insert_new(name);
-        self.batch.names.devices.push(name.to_string());
         id
     }
 
-    /// Host name, else the appliance's app name, else the destination IP.
+    /// Host name (folded to lower case), else the appliance's app name, else the destination IP.
     fn destination(&mut self, rec: &Record<'_>) -> Option<u32> {
         let host = present(&rec.dest_host).or_else(|| present(&rec.url).and_then(host_of_url));
         let vendor = present(&rec.vendor_app);
-        let key: Cow<'_, str> = match (host, vendor, present(&rec.dest_ip)) {
-            (Some(h), _, _) => lower(if h.ends_with('.') { h.trim_end_matches('.') } else { h }),
-            (None, Some(app), _) => format!("app:{}", app.to_ascii_lowercase()).into(),
-            (None, None, Some(ip)) => ip.into(),
+        let NameId { id, new } = match (host, vendor, present(&rec.dest_ip)) {
+            (Some(h), _, _) => self.dests.id(if h.ends_with('.') { h.trim_end_matches('.') } else { h }, Case::Fold),
+            (None, Some(app), _) => self.dests.id(&format!("app:{}", app.to_ascii_lowercase()), Case::Exact),
+            (None, None, Some(ip)) => self.dests.id(ip, Case::Exact),
             (None, None, None) => return None,
         };
-        if let Some(id) = self.dests.get(&key) {
-            return Some(id);
+        if let Some(key) = new {
+            self.batch.names.dests.push(match (host, vendor) {
+                (None, Some(app)) => DestName::VendorApp { key, app: app.to_string() },
+                _ => DestName::Host(key),
+            });
         }
-        let id = self.dests.insert_new(&key);
-        self.batch.names.dests.push(match (host, vendor) {
-            (None, Some(app)) => DestName::VendorApp { key: key.into_owned(), app: app.to_string() },
-            _ => DestName::Host(key.into_owned()),
-        });
         Some(id)
     }
 
