@@ -699,7 +699,9 @@ mod tests {
         assert_eq!(authority("https://user@[2001:db8::1]:8443/x").port, Some(8443));
         assert_eq!(authority("login.live.com:443").port, Some(443));
         assert_eq!(authority("HTTP://x.com/").scheme, Some("HTTP"));
-        for (u, colon) in [("a:b@[fe80::1]:443", true), ("u:p@host.example:8080/x", false), ("fe80::1", true), ("h:x", true)] {
+        for (u, colon) in
+            [("a:b@[fe80::1]:443", true), ("u:p@host.example:8080/x", false), ("fe80::1", true), ("h:x", true)]
+        {
             assert_eq!(authority(u).host_colon, colon, "{u}");
         }
     }

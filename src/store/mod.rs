@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod packed;
 pub mod queries;
 pub mod schema;
+mod span_map;
 mod summaries;
 pub mod sync_sink;
 pub mod write;

@@ -1,8 +1,9 @@
 //! Writes: interning of users / devices / hosts, per-batch fact application with roll-ups,
 //! summaries, tags and settings. Callers bracket batches with `begin` / `commit` so a killed
 //! process leaves either the whole batch or none of it.
-use super::packed::{Entry, Packer, Span};
+use super::packed::{Packer, Span};
 use super::schema::UsageTables;
+use super::span_map::SpanMap;
 use super::{Result, Store, StoreError, i};
 use crate::catalog::{AppIdx, Catalog, CatalogApp, Identified};
 use crate::domain::{AppId, Day, DeviceId, DomainId, IdentityRisk, Severity, Tag, UserId};
@@ -207,8 +208,8 @@ pub const ROLLUPS_PENDING: &str = "rollups_pending";
 pub struct Rollups {
     app_day: FastMap<(i64, i32), Counters>,
     domain_total: FastMap<i64, Counters>,
-    app_user: FastMap<(i64, i64), Span>,
-    app_device: FastMap<(i64, i64), Span>,
+    app_user: SpanMap,
+    app_device: SpanMap,
     user_day: FastMap<(i64, i32), Counters>,
     device_day: FastMap<(i64, i32), Counters>,
 }
@@ -223,18 +224,31 @@ impl Rollups {
             + self.user_day.len()
             + self.device_day.len()
     }
+    fn prefetch(&self, k: &FactKey) {
+        self.app_user.prefetch((k.app.0, k.user.0));
+        self.app_device.prefetch((k.app.0, k.device.0));
+    }
     /// Adds facts to the roll-ups. Any order gives the same sums; sorted by day, user and device
     /// (as [`sum_facts`] leaves them) each packed row's user and device days are looked
     /// up once rather than once per fact.
     pub fn add_facts(&mut self, facts: &[(FactKey, Counters)]) {
+        // The app × owner slots of the facts this far ahead are fetched while these are summed.
+        use super::span_map::AHEAD;
+        let mut ahead = facts.iter().skip(AHEAD).map(|(k, _)| k);
+        for k in facts.iter().take(AHEAD).map(|(k, _)| k) {
+            self.prefetch(k);
+        }
         for row in packed_rows(facts) {
             let head = &row[0].0;
             let mut total = Counters::default();
             for (k, c) in row {
+                if let Some(later) = ahead.next() {
+                    self.prefetch(later);
+                }
                 self.app_day.entry((k.app.0, k.day.0)).or_default().add(c);
                 self.domain_total.entry(k.domain.0).or_default().add(c);
-                merge_span(&mut self.app_user, (k.app.0, k.user.0), k.day, c);
-                merge_span(&mut self.app_device, (k.app.0, k.device.0), k.day, c);
+                self.app_user.merge((k.app.0, k.user.0), Span::of(k.day.0, c));
+                self.app_device.merge((k.app.0, k.device.0), Span::of(k.day.0, c));
                 total.add(c);
             }
             self.user_day.entry((head.user.0, head.day.0)).or_default().add(&total);
@@ -272,11 +286,6 @@ fn packed_rows(facts: &[(FactKey, Counters)]) -> impl Iterator<Item = &[(FactKey
 /// Whether two facts belong to the same `traffic_packed` row (day × user × device).
 fn same_packed_row(a: &FactKey, b: &FactKey) -> bool {
     a.day == b.day && a.user == b.user && a.device == b.device
-}
-
-fn merge_span(map: &mut FastMap<(i64, i64), Span>, key: (i64, i64), day: Day, c: &Counters) {
-    let one = Span::of(day.0, c);
-    map.entry(key).and_modify(|s| s.combine(&one)).or_insert(one);
 }
 
 /// What [`Store::set_risk_override`] changed.
@@ -591,8 +600,8 @@ impl Store {
 
     /// Adds app × owner spans to both packed ends: each app's row of owners, each owner's row
     /// of apps. Sorted one way and then the other, each row's entries are one run.
-    fn write_usage(&self, t: UsageTables, map: FastMap<(i64, i64), Span>) -> Result<()> {
-        let mut entries: Vec<((i64, i64), Span)> = map.into_iter().collect();
+    fn write_usage(&self, t: UsageTables, map: SpanMap) -> Result<()> {
+        let mut entries = map.into_vec();
         sort_by_fields(&mut entries, |((app, owner), _)| [*app, *owner]);
         self.upsert_usage(t.by_app, t.owners, &entries, |&(app, owner)| (app, owner))?;
         sort_by_fields(&mut entries, |((app, owner), _)| [*owner, *app]);
