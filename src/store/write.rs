@@ -180,8 +180,15 @@ const ROWS_PER_STATEMENT: usize = 64;
 
 /// A multi-row statement's `VALUES`: `(?,…,?)` of `cols` columns, `rows` times.
 fn placeholders(rows: usize, cols: usize) -> String {
-    let one = format!("({})", vec!["?"; cols].join(","));
-    vec![one; rows].join(",")
+    let mut sql = String::with_capacity(rows * (2 * cols + 2));
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ",(" });
+        for c in 0..cols {
+            sql.push_str(if c == 0 { "?" } else { ",?" });
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// `items` in runs for multi-row statements, each with its offset: full runs of
@@ -532,6 +539,15 @@ impl Store {
         let mut heads: Vec<(&FactKey, std::ops::Range<usize>)> = Vec::with_capacity(ROWS_PER_STATEMENT);
         let mut blobs = Vec::new();
         let mut blob = Vec::new();
+        // The two statements' text made once: a commit has hundreds of runs.
+        let sql = |n: usize| {
+            format!(
+                "INSERT OR FAIL INTO traffic_packed(day, user_id, device_id, facts) VALUES {}
+                 ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
+                placeholders(n, 4)
+            )
+        };
+        let (many, one) = (sql(ROWS_PER_STATEMENT), sql(1));
         for (_, run) in statement_runs(&rows) {
             heads.clear();
             blobs.clear();
@@ -544,11 +560,7 @@ impl Store {
                 blobs.extend_from_slice(&blob);
                 heads.push((&row[0].0, start..blobs.len()));
             }
-            let mut st = self.conn.prepare_cached(&format!(
-                "INSERT OR FAIL INTO traffic_packed(day, user_id, device_id, facts) VALUES {}
-                 ON CONFLICT DO UPDATE SET facts = merge_facts(facts, excluded.facts)",
-                placeholders(heads.len(), 4)
-            ))?;
+            let mut st = self.conn.prepare_cached(if heads.len() == 1 { &one } else { &many })?;
             for (j, (head, range)) in heads.iter().enumerate() {
                 st.raw_bind_parameter(4 * j + 1, head.day.0)?;
                 st.raw_bind_parameter(4 * j + 2, head.user.0)?;
@@ -840,6 +852,13 @@ impl Store {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn placeholders_are_rows_of_columns() {
+        assert_eq!(placeholders(1, 1), "(?)");
+        assert_eq!(placeholders(2, 3), "(?,?,?),(?,?,?)");
+        assert_eq!(placeholders(3, 1), "(?),(?),(?)");
+    }
 
     fn reference(mut facts: Vec<(FactKey, Counters)>) -> Vec<(FactKey, Counters)> {
         facts.sort_by_key(|(k, _)| (k.day.0, k.user.0, k.device.0, k.domain.0, k.app.0));
