@@ -12,7 +12,7 @@ use crate::domain::{AppId, Day, DeviceId, DomainId, UNKNOWN_DEVICE, UNKNOWN_USER
 use crate::packed_sort::sort_by_fields;
 use crate::sanitize::display_safe_bytes;
 use crate::store::write::{
-    Counters, EdgeAgg, EdgeKey, EnsuredApps, FactKey, FastMap, Rollups, sum_facts, sum_neighbours,
+    Counters, EdgeAgg, EdgeKey, EnsuredApps, FactKey, FastMap, RollupPart, Rollups, sum_facts, sum_neighbours,
 };
 use crate::store::{Store, StoreError};
 use rusqlite::{OptionalExtension, params};
@@ -548,8 +548,9 @@ type SharedFacts = Arc<Vec<(FactKey, Counters)>>;
 enum RollupMsg {
     /// A commit's facts; the thread answers on its `done` channel with its row count and them.
     Facts(SharedFacts),
-    /// Everything summed so far, sent back to be written.
-    Take(SyncSender<Rollups>),
+    /// Everything summed so far, sent back part by part to be written, sorted here while the
+    /// part before is written; `None` after the last part.
+    Take(SyncSender<Option<RollupPart>>),
 }
 
 /// The roll-up thread: sums each commit's facts into [`Rollups`] while the writer writes the
@@ -571,7 +572,12 @@ fn sum_rollups(rx: Receiver<RollupMsg>, done: SyncSender<(usize, SharedFacts)>) 
                 }
             }
             RollupMsg::Take(reply) => {
-                let _ = reply.send(std::mem::take(&mut rollups));
+                let started = Instant::now();
+                let sent = std::mem::take(&mut rollups).into_parts(|part| reply.send(Some(part)));
+                if sent.is_ok() {
+                    let _ = reply.send(None);
+                }
+                busy += started.elapsed();
             }
         }
     }
@@ -660,12 +666,15 @@ impl HeldRollups {
         let due = now || self.rows >= self.cap || self.since.elapsed() >= ROLLUP_FLUSH_INTERVAL;
         if due {
             if self.holds() {
-                let (reply, taken) = sync_channel(1);
+                let (reply, parts) = sync_channel(1);
                 self.send(RollupMsg::Take(reply))?;
-                let rollups = taken.recv().map_err(|_| rollup_thread_stopped())?;
                 self.rows = 0;
                 let started = Instant::now();
-                store.write_rollups(rollups)?;
+                // Until the thread says it sent the last part: a thread that died part-way must
+                // not pass for roll-ups written in full.
+                while let Some(part) = parts.recv().map_err(|_| rollup_thread_stopped())? {
+                    store.write_rollup_part(part)?;
+                }
                 self.write_time += started.elapsed();
             }
             if self.marked {
