@@ -225,7 +225,8 @@ fn run_import(file: &Path, _size: u64, a: &Args) -> Outcome {
     let r = import_file(&store, Catalog::builtin(), file, &opts, &mut |_| {}).expect("import");
     let import_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    store.refresh_summaries().expect("summaries");
+    // As `shadowscope import` does it: the WAL folded back on a thread of its own meanwhile.
+    store.with_background_checkpoint(|| store.refresh_summaries()).expect("summaries");
     let summaries_s = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let peak_rss = peak_rss_mib();
