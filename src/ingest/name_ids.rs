@@ -1,9 +1,10 @@
-//! Dense ids for the names a parser thread sees (users, devices, destinations), looked up once
-//! per line, two or three times a line. A name of up to 31 bytes is packed into four words,
+//! Dense ids for the names a parser thread sees (users, devices, destinations): two or three
+//! look-ups for every line. A name of up to 31 bytes is packed into four words,
 //! folded to lower case a word at a time as it is packed, and hashed and compared as those
 //! words inside the table's own slot. Kept as strings behind pointers, every look-up had taken
-//! a lower-case scan, a byte-wise hash, a second cache miss and a `memcmp` call: the largest
-//! single cost of the parser threads on a 1 M-line Squid import.
+//! a lower-case scan, a byte-wise hash, a second cache miss and a `memcmp` call; what is left,
+//! and still the largest single cost of the parser threads on a 1 M-line Squid import, is the
+//! cache miss on the slot itself.
 use crate::store::write::FastMap;
 
 /// Longest name packed into words; the 32nd byte holds the length.

@@ -345,8 +345,8 @@ struct Authority<'a> {
 }
 
 impl Authority<'_> {
-    /// Whether the host is a name rather than an address: told at once for a name ending in
-    /// a letter, its TLD, from what the authority's scan already saw.
+    /// Whether the host is an address rather than a name. A host that ends in a letter (its TLD)
+    /// and has no colon is a name, told at once from what the authority's scan already saw.
     fn host_is_ip(&self, host: &str) -> bool {
         match host.as_bytes().last() {
             Some(c) if c.is_ascii_alphabetic() && !self.host_colon => false,
