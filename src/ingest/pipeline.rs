@@ -1290,6 +1290,72 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn one_fact(user: i64) -> (FactKey, Counters) {
+        let key =
+            FactKey { day: Day(19_000), app: AppId(7), domain: DomainId(3), user: UserId(user), device: DeviceId(0) };
+        (key, Counters { bytes_up: 10, bytes_down: 20, transactions: 1, blocked: 0 })
+    }
+
+    /// The held roll-ups go through the roll-up thread and back, part by part, into every
+    /// roll-up table.
+    #[test]
+    fn held_rollups_are_written_part_by_part() {
+        let store = Store::open_in_memory().unwrap();
+        store.begin().unwrap();
+        let (mut held, RollupThreadEnds { rx, done }) = HeldRollups::new(1_000);
+        let thread = std::thread::spawn(move || sum_rollups(rx, done));
+        held.sum_while(vec![one_fact(1), one_fact(2)], |_| Ok(())).unwrap();
+        assert!(held.holds());
+        held.settle(&store, true).unwrap();
+        assert!(!held.holds());
+        held.close();
+        thread.join().unwrap();
+        for (table, rows) in [("app_day", 1), ("domain_total", 1), ("user_day", 2), ("device_day", 1)] {
+            assert_eq!(
+                store.dump_rows(&format!("SELECT count(*) FROM {table}")),
+                [format!("Integer({rows})")],
+                "{table}"
+            );
+        }
+        assert_eq!(
+            store.dump_rows("SELECT user_id, bytes_up FROM app_user ORDER BY 1"),
+            ["Integer(1) Integer(10)", "Integer(2) Integer(10)"]
+        );
+        assert_eq!(store.dump_rows("SELECT count(*) FROM user_app"), ["Integer(2)"]);
+    }
+
+    /// A roll-up thread that stops after handing over some parts leaves an error, not roll-ups
+    /// taken for written in full.
+    #[test]
+    fn a_rollup_thread_lost_part_way_is_an_error() {
+        let store = Store::open_in_memory().unwrap();
+        store.begin().unwrap();
+        let (mut held, RollupThreadEnds { rx, done }) = HeldRollups::new(1_000);
+        let thread = std::thread::spawn(move || {
+            let mut rollups = Rollups::default();
+            for msg in rx {
+                match msg {
+                    RollupMsg::Facts(facts) => {
+                        rollups.add_facts(&facts);
+                        let _ = done.send((rollups.rows(), facts));
+                    }
+                    RollupMsg::Take(reply) => {
+                        // The first part only, then gone without the end mark.
+                        let _ = std::mem::take(&mut rollups).into_parts(|part| {
+                            let _ = reply.send(Some(part));
+                            Err(())
+                        });
+                        return;
+                    }
+                }
+            }
+        });
+        held.sum_while(vec![one_fact(1)], |_| Ok(())).unwrap();
+        let got = held.settle(&store, true);
+        assert!(matches!(&got, Err(StoreError::Invalid(m)) if m.contains("roll-up thread stopped")), "{got:?}");
+        thread.join().unwrap();
+    }
+
     proptest! {
         /// The quick trim agrees with `str::trim`, control bytes, Unicode spaces and all.
         #[test]
