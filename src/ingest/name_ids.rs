@@ -73,25 +73,19 @@ fn pack(name: &[u8], case: Case) -> Option<Packed> {
     if name.len() > PACKED {
         return None;
     }
+    let mut bytes = [0u8; 32];
+    bytes[..name.len()].copy_from_slice(name);
+    // The length is below `A`: folding leaves it as it is.
+    bytes[PACKED] = name.len() as u8;
     let mut words = [0u64; 4];
-    let mut chunks = name.chunks_exact(8);
-    for (w, c) in words.iter_mut().zip(&mut chunks) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        *w = u64::from_le_bytes(b);
-    }
-    let tail = chunks.remainder();
-    let mut last = 0u64;
-    for (j, &c) in tail.iter().enumerate() {
-        last |= u64::from(c) << (8 * j);
-    }
-    words[name.len() / 8] = last;
-    if case == Case::Fold {
-        for w in &mut words {
+    for (w, b) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(b);
+        *w = u64::from_le_bytes(word);
+        if case == Case::Fold {
             *w = fold_word(*w);
         }
     }
-    words[3] |= (name.len() as u64) << 56;
     Some(words)
 }
 

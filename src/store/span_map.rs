@@ -90,9 +90,10 @@ impl SpanMap {
         let slots = (self.slots.len() * 2).max(16);
         let old = std::mem::replace(&mut self.slots, vec![VACANT; slots]);
         self.len = 0;
-        let moved: Vec<&Slot> = old.iter().filter(|s| s.pair.0 != EMPTY).collect();
-        for (i, s) in moved.iter().enumerate() {
-            if let Some(later) = moved.get(i + AHEAD) {
+        let taken = || old.iter().filter(|s| s.pair.0 != EMPTY);
+        let mut ahead = taken().skip(AHEAD);
+        for s in taken() {
+            if let Some(later) = ahead.next() {
                 self.prefetch(later.pair);
             }
             self.merge(s.pair, s.span);

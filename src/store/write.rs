@@ -695,8 +695,8 @@ impl Store {
         &self,
         table: &str,
         blob: &str,
-        entries: &[((i64, i64), Span)],
-        split: impl Fn(&(i64, i64)) -> (i64, i64),
+        entries: &[(Pair, Span)],
+        split: impl Fn(&Pair) -> (i64, i64),
     ) -> Result<()> {
         let mut st = self.conn.prepare_cached(&format!(
             "INSERT INTO {table} VALUES (?1, ?2) ON CONFLICT DO UPDATE SET {blob} = merge_usage({blob}, excluded.{blob})"
